@@ -1,0 +1,38 @@
+"""Pure functions: the recurrent core (scan), Conv1D and max pooling (lax)."""
+
+from seqclf.ops.conv import conv1d, mask_padding, max_pool1d, output_lengths
+from seqclf.ops.recurrent import (
+    GATES,
+    RECURRENCES,
+    final_hidden,
+    gru,
+    gru_cell,
+    init_params,
+    lstm,
+    lstm_cell,
+    recurrent_stack,
+    reverse_padded,
+    rnn_cell,
+    sequence_mask,
+    simple_rnn,
+)
+
+__all__ = [
+    "GATES",
+    "RECURRENCES",
+    "conv1d",
+    "final_hidden",
+    "gru",
+    "gru_cell",
+    "init_params",
+    "lstm",
+    "lstm_cell",
+    "mask_padding",
+    "max_pool1d",
+    "output_lengths",
+    "recurrent_stack",
+    "reverse_padded",
+    "rnn_cell",
+    "sequence_mask",
+    "simple_rnn",
+]
