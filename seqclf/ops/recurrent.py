@@ -63,7 +63,7 @@ def init_params(
     keys = jax.random.split(key, len(shapes))
     return {
         name: jax.random.uniform(k, shape, dtype, -bound, bound)
-        for k, (name, shape) in zip(keys, shapes.items())
+        for k, (name, shape) in zip(keys, shapes.items(), strict=True)
     }
 
 
@@ -180,8 +180,7 @@ def _check_inputs(kind: str, params: Params, xs: jax.Array, lengths: jax.Array |
         )
     if lengths is not None and jnp.shape(lengths) != (xs.shape[0],):
         raise ValueError(
-            f"{kind}: lengths must have shape (batch,) = ({xs.shape[0]},), "
-            f"got {jnp.shape(lengths)}"
+            f"{kind}: lengths must have shape (batch,) = ({xs.shape[0]},), got {jnp.shape(lengths)}"
         )
 
 
@@ -283,8 +282,9 @@ def lstm(
     _check_inputs("lstm", params, xs, lengths)
     if initial_state is None:
         initial_state = (_zeros(xs, params), _zeros(xs, params))
-    ys, (h, c) = _run(lstm_cell, lambda s: s[0], params, xs, lengths, reverse,
-                      tuple(initial_state), unroll)
+    ys, (h, c) = _run(
+        lstm_cell, lambda s: s[0], params, xs, lengths, reverse, tuple(initial_state), unroll
+    )
     return ys, (h, c)
 
 
