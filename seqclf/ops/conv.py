@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from seqclf.ops.recurrent import sequence_mask
@@ -143,7 +144,8 @@ def max_pool1d(
     if size < 1 or stride < 1:
         raise ValueError(f"max_pool1d: size and stride must be >= 1, got {size}, {stride}")
     padding = _check_padding(padding)
-    neg_inf = jnp.array(-jnp.inf, x.dtype)
+    # A concrete NumPy -inf lets lax recognise max pooling (and differentiate it) inside jit.
+    neg_inf = np.array(-np.inf, x.dtype)
     y = lax.reduce_window(
         mask_padding(x, lengths, -jnp.inf),
         neg_inf,

@@ -1,0 +1,165 @@
+"""Flax linen layers: thin wrappers that hold parameters and call the pure functions in seqclf.ops.
+
+Every layer takes and returns ``(x, lengths)`` so that valid lengths travel with the data: a layer
+that changes the time axis (convolution, pooling) maps the lengths too, and padded steps are zeroed
+on the way out, so padding never changes a valid output. Names and defaults follow Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from seqclf import ops
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array] | None] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "gelu": jax.nn.gelu,
+    "linear": None,
+    "none": None,
+}
+
+
+def activation_fn(name: str | None) -> Callable[[jax.Array], jax.Array] | None:
+    """Look up an activation by its Keras name (``None``/``"linear"`` is the identity)."""
+    key = "none" if name is None else name.lower()
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[key]
+
+
+def _pad_time_to(x: jax.Array, minimum: int) -> jax.Array:
+    """Zero-pad (B, T, C) on the right up to ``minimum`` steps, so a VALID window always fits.
+
+    Without it a batch of very short texts (shorter than a kernel) would have no output steps at
+    all; the extra steps are padding, masked by the lengths like any other.
+    """
+    if x.shape[1] >= minimum:
+        return x
+    return jnp.pad(x, ((0, 0), (0, minimum - x.shape[1]), (0, 0)))
+
+
+class Conv1D(nn.Module):
+    """Keras-style ``Conv1D`` over (B, T, C) with lengths: ``(x, lengths) -> (y, out_lengths)``.
+
+    Attributes:
+      filters: C_out.
+      kernel_size: K.
+      strides, padding ("valid"/"same"), dilation_rate: as in Keras (see ``seqclf.ops.conv1d``).
+      activation: Keras name or None.
+      use_bias: add a (C_out,) bias.
+    """
+
+    filters: int
+    kernel_size: int
+    strides: int = 1
+    padding: str = "valid"
+    dilation_rate: int = 1
+    activation: str | None = "relu"
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        kernel = self.param(
+            "kernel",
+            nn.initializers.glorot_uniform(),  # Keras' default for Conv1D
+            (self.kernel_size, x.shape[-1], self.filters),
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.filters,)) if self.use_bias else None
+        x = ops.mask_padding(x.astype(self.dtype), lengths)  # zeros, as the padding SAME adds
+        x = _pad_time_to(x, self.dilation_rate * (self.kernel_size - 1) + 1)
+        y = ops.conv1d(
+            x,
+            kernel.astype(self.dtype),
+            None if bias is None else bias.astype(self.dtype),
+            stride=self.strides,
+            padding=self.padding,
+            dilation=self.dilation_rate,
+        )
+        act = activation_fn(self.activation)
+        if act is not None:
+            y = act(y)
+        out_lengths = ops.output_lengths(
+            lengths,
+            self.kernel_size,
+            stride=self.strides,
+            padding=self.padding,
+            dilation=self.dilation_rate,
+        )
+        return ops.mask_padding(y, out_lengths), out_lengths
+
+
+class MaxPooling1D(nn.Module):
+    """Keras-style ``MaxPooling1D``: ``(x, lengths) -> (y, out_lengths)``; strides default to K."""
+
+    pool_size: int = 2
+    strides: int | None = None
+    padding: str = "valid"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+        stride = self.pool_size if self.strides is None else self.strides
+        x = _pad_time_to(x, self.pool_size)
+        y = ops.max_pool1d(x, self.pool_size, stride, self.padding, lengths=lengths)
+        out_lengths = ops.output_lengths(
+            lengths, self.pool_size, stride=stride, padding=self.padding
+        )
+        return y, out_lengths
+
+
+class Recurrent(nn.Module):
+    """Stacked, optionally bidirectional RNN / LSTM / GRU over (B, T, F): a wrapper over
+    ``seqclf.ops.recurrent_stack``.
+
+    Parameters are stored per layer as ``layer{k}`` (and ``layer{k}_reverse``), each the plain
+    dict documented in ``seqclf.ops.recurrent`` (PyTorch layout, transposed).
+
+    Returns ``(ys, h_n)``: ys (B, T, D) the last layer's outputs (zero at padded steps) and h_n
+    (B, D) its final hidden state at each sequence's last valid step, with D = H, or 2H when
+    bidirectional (forward and backward concatenated).
+    """
+
+    kind: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    unroll: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, lengths: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        if self.kind not in ops.RECURRENCES:
+            raise ValueError(f"unknown recurrent kind {self.kind!r}; choose rnn, lstm or gru")
+        directions = 2 if self.bidirectional else 1
+        layers = []
+        for k in range(self.num_layers):
+            features = x.shape[-1] if k == 0 else self.hidden_size * directions
+            names = [f"layer{k}", f"layer{k}_reverse"][:directions]
+            params = [
+                self.param(
+                    name, ops.init_params, self.kind, features, self.hidden_size, jnp.float32
+                )
+                for name in names
+            ]
+            params = [jax.tree_util.tree_map(lambda p: p.astype(self.dtype), p) for p in params]
+            layers.append(tuple(params) if self.bidirectional else params[0])
+        ys, states = ops.recurrent_stack(
+            self.kind,
+            layers,
+            x.astype(self.dtype),
+            lengths,
+            bidirectional=self.bidirectional,
+            unroll=self.unroll,
+        )
+        last = states[-1]
+        if self.bidirectional:
+            h_n = jnp.concatenate([ops.final_hidden(self.kind, s) for s in last], axis=-1)
+        else:
+            h_n = ops.final_hidden(self.kind, last)
+        return ys, h_n

@@ -1,0 +1,204 @@
+"""The classifier: Embedding → Dropout → [Conv1D → MaxPooling1D]* → RNN/LSTM/GRU → Dense.
+
+``build_classifier()`` with no arguments is the classic Keras IMDB CNN-LSTM (Embedding 128,
+Dropout 0.25, Conv1D 64×5 relu, MaxPooling1D 4, LSTM 70, Dense); every part is a field of
+``ClassifierConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from seqclf import ops
+from seqclf.layers import Conv1D, MaxPooling1D, Recurrent, activation_fn
+
+REDUCTIONS = ("last", "max", "mean")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """Everything that defines the model's architecture (saved with every checkpoint).
+
+    Attributes:
+      vocab_size: number of token ids (0 is padding, 1 out-of-vocabulary).
+      num_classes: output classes (2 for binary; logits are always (B, num_classes)).
+      embed_dim: embedding size.
+      embed_dropout: dropout after the embedding (Keras' ``Dropout(0.25)``).
+      conv_filters: filters of each Conv1D block; empty for no convolution.
+      conv_kernel_size: kernel size of every conv block.
+      conv_padding: "valid" or "same".
+      conv_activation: Keras activation name.
+      pool_size: MaxPooling1D size after each conv block (1 for none).
+      rnn: "rnn", "lstm" or "gru".
+      hidden_size: recurrent hidden size H.
+      num_layers: stacked recurrent layers.
+      bidirectional: run the recurrent layers both ways.
+      reduce: how the recurrent outputs become one vector: "last" (final state), "max" or "mean"
+        over the valid steps.
+      dropout: dropout before the output layer.
+      unroll: ``lax.scan`` unroll of the recurrent layers.
+      dtype: compute dtype ("float32" or "bfloat16"); parameters stay float32.
+    """
+
+    vocab_size: int = 20000
+    num_classes: int = 2
+    embed_dim: int = 128
+    embed_dropout: float = 0.25
+    conv_filters: tuple[int, ...] = (64,)
+    conv_kernel_size: int = 5
+    conv_padding: str = "valid"
+    conv_activation: str = "relu"
+    pool_size: int = 4
+    rnn: str = "lstm"
+    hidden_size: int = 70
+    num_layers: int = 1
+    bidirectional: bool = False
+    reduce: str = "last"
+    dropout: float = 0.0
+    unroll: int = 1
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))
+        problems = []
+        if self.vocab_size < 3:
+            problems.append(
+                f"vocab_size must be >= 3 (padding, unknown, a word), got {self.vocab_size}"
+            )
+        if self.num_classes < 2:
+            problems.append(f"num_classes must be >= 2, got {self.num_classes}")
+        for name in (
+            "embed_dim",
+            "hidden_size",
+            "num_layers",
+            "conv_kernel_size",
+            "pool_size",
+            "unroll",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(f < 1 for f in self.conv_filters):
+            problems.append(f"conv_filters must be positive, got {self.conv_filters}")
+        if self.rnn not in ops.RECURRENCES:
+            problems.append(f"rnn must be one of {sorted(ops.RECURRENCES)}, got {self.rnn!r}")
+        if self.reduce not in REDUCTIONS:
+            problems.append(f"reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
+        if self.conv_padding.lower() not in ("valid", "same"):
+            problems.append(f"conv_padding must be 'valid' or 'same', got {self.conv_padding!r}")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        for name in ("embed_dropout", "dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        try:
+            activation_fn(self.conv_activation)
+        except ValueError as err:
+            problems.append(str(err))
+        if problems:
+            raise ValueError("invalid classifier configuration: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["conv_filters"] = list(self.conv_filters)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
+        """Inverse of ``to_dict``; unknown keys are an error (a config from elsewhere)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown classifier config keys: {unknown}")
+        return cls(**d)
+
+
+def _keras_embedding_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32):
+    """Keras' Embedding default, uniform in ±0.05 (Flax's ``uniform`` would draw from [0, s))."""
+    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
+
+
+def _masked_reduce(ys: jax.Array, lengths: jax.Array, how: str) -> jax.Array:
+    """(B, T, D) → (B, D): max or mean over the valid steps (0 for an empty sequence)."""
+    mask = ops.sequence_mask(lengths, ys.shape[1])[:, :, None]
+    if how == "max":
+        peak = jnp.max(jnp.where(mask, ys, -jnp.inf), axis=1, initial=-jnp.inf)
+        return jnp.where(lengths[:, None] > 0, peak, 0.0)
+    total = jnp.sum(jnp.where(mask, ys, 0.0), axis=1)
+    return total / jnp.maximum(lengths, 1)[:, None].astype(ys.dtype)
+
+
+class SequenceClassifier(nn.Module):
+    """Token ids and lengths → class logits. See ``ClassifierConfig`` for every option.
+
+    ``__call__(tokens, lengths, train=False)``: tokens (B, T) int ids padded at the end,
+    lengths (B,) valid lengths; returns logits (B, num_classes) in float32. With ``train=True``
+    dropout is active and needs ``rngs={"dropout": key}``.
+    """
+
+    config: ClassifierConfig
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, lengths: jax.Array, train: bool = False) -> jax.Array:
+        cfg = self.config
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must be (batch, time) ids, got shape {tokens.shape}")
+        if lengths.shape != tokens.shape[:1]:
+            raise ValueError(
+                f"lengths must have shape (batch,) = ({tokens.shape[0]},), got {lengths.shape}"
+            )
+        dtype = DTYPES[cfg.dtype]
+        lengths = jnp.minimum(lengths.astype(jnp.int32), tokens.shape[1])
+        x = nn.Embed(
+            cfg.vocab_size,
+            cfg.embed_dim,
+            embedding_init=_keras_embedding_init,
+            name="embedding",
+        )(tokens).astype(dtype)
+        x = nn.Dropout(cfg.embed_dropout, deterministic=not train)(x)
+        for k, filters in enumerate(cfg.conv_filters):
+            x, lengths = Conv1D(
+                filters,
+                cfg.conv_kernel_size,
+                padding=cfg.conv_padding,
+                activation=cfg.conv_activation,
+                dtype=dtype,
+                name=f"conv{k}",
+            )(x, lengths)
+            if cfg.pool_size > 1:
+                x, lengths = MaxPooling1D(cfg.pool_size, name=f"pool{k}")(x, lengths)
+        ys, h_n = Recurrent(
+            cfg.rnn,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.bidirectional,
+            cfg.unroll,
+            dtype=dtype,
+            name="recurrent",
+        )(x, lengths)
+        features = h_n if cfg.reduce == "last" else _masked_reduce(ys, lengths, cfg.reduce)
+        features = nn.Dropout(cfg.dropout, deterministic=not train)(features)
+        return nn.Dense(cfg.num_classes, name="output")(features.astype(jnp.float32))
+
+
+def build_classifier(config: ClassifierConfig | None = None, **options: Any) -> SequenceClassifier:
+    """The classic CNN-LSTM text classifier as a Flax module, every part configurable.
+
+    Args:
+      config: a full ``ClassifierConfig``; or leave it out and pass its fields as keywords,
+        e.g. ``build_classifier(vocab_size=20000, rnn="gru", bidirectional=True)``.
+      **options: ``ClassifierConfig`` fields overriding ``config`` (or the defaults).
+
+    Returns:
+      A ``SequenceClassifier``: ``model.init(key, tokens, lengths)`` and
+      ``model.apply(variables, tokens, lengths)`` give logits (B, num_classes); pass
+      ``train=True, rngs={"dropout": key}`` for training.
+    """
+    config = config or ClassifierConfig()
+    return SequenceClassifier(dataclasses.replace(config, **options))

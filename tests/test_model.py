@@ -1,0 +1,110 @@
+"""build_classifier: shapes, parameter counts, every option, padding invariance, clear errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqclf import ClassifierConfig, build_classifier
+
+VOCAB = 50
+
+
+def _batch(lengths, max_len, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(2, VOCAB, size=(len(lengths), max_len))
+    tokens = tokens * (np.arange(max_len)[None, :] < np.asarray(lengths)[:, None])
+    return jnp.asarray(tokens, jnp.int32), jnp.asarray(lengths, jnp.int32)
+
+
+def test_default_is_the_classic_keras_cnn_lstm():
+    model = build_classifier(vocab_size=20000)
+    tokens, lengths = _batch([100, 60], 100)
+    variables = model.init(jax.random.PRNGKey(0), tokens, lengths)
+    params = variables["params"]
+    counts = {k: sum(x.size for x in jax.tree_util.tree_leaves(v)) for k, v in params.items()}
+    # The same numbers Keras' model.summary() prints for the classic example.
+    assert counts["embedding"] == 20000 * 128
+    assert counts["conv0"] == 5 * 128 * 64 + 64
+    assert counts["recurrent"] == 4 * 70 * (64 + 70) + 2 * 4 * 70  # PyTorch's two biases
+    assert counts["output"] == 70 * 2 + 2
+    logits = model.apply(variables, tokens, lengths)
+    assert logits.shape == (2, 2) and logits.dtype == jnp.float32
+
+
+OPTIONS = [
+    {},
+    {"rnn": "gru", "bidirectional": True, "reduce": "max", "num_layers": 2},
+    {"rnn": "rnn", "conv_filters": (), "reduce": "mean", "num_classes": 5},
+    {"conv_filters": (8, 8), "conv_padding": "same", "pool_size": 2, "dropout": 0.5},
+    {"conv_filters": (8,), "conv_kernel_size": 3, "pool_size": 1, "hidden_size": 9},
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_padding_and_neighbours_never_change_a_prediction(options):
+    model = build_classifier(vocab_size=VOCAB, **options)
+    tokens, lengths = _batch([37, 23, 5, 0], 40)
+    variables = model.init(jax.random.PRNGKey(1), tokens, lengths)
+    apply = jax.jit(model.apply)
+    batched = apply(variables, tokens, lengths)
+    assert batched.shape == (4, options.get("num_classes", 2))
+    # The same rows in the opposite order (other neighbours) and with 13 more padding steps.
+    wider = jnp.pad(tokens[::-1], ((0, 0), (0, 13)))
+    np.testing.assert_allclose(apply(variables, wider, lengths[::-1])[::-1], batched, atol=1e-5)
+    # One row alone, padded to exactly its length.
+    alone = apply(variables, tokens[1:2, :23], lengths[1:2])
+    np.testing.assert_allclose(alone[0], batched[1], atol=1e-5)
+
+
+def test_dropout_is_active_only_in_training():
+    model = build_classifier(vocab_size=VOCAB, embed_dropout=0.5, dropout=0.5)
+    tokens, lengths = _batch([30, 30], 30)
+    variables = model.init(jax.random.PRNGKey(0), tokens, lengths)
+    a = model.apply(variables, tokens, lengths)
+    b = model.apply(variables, tokens, lengths)
+    np.testing.assert_array_equal(a, b)
+    t1 = model.apply(
+        variables, tokens, lengths, train=True, rngs={"dropout": jax.random.PRNGKey(1)}
+    )
+    t2 = model.apply(
+        variables, tokens, lengths, train=True, rngs={"dropout": jax.random.PRNGKey(2)}
+    )
+    assert not np.allclose(t1, t2)
+
+
+def test_config_round_trips_and_rejects_bad_values():
+    cfg = ClassifierConfig(rnn="gru", conv_filters=[32, 16])
+    assert ClassifierConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="rnn must be one of"):
+        build_classifier(rnn="transformer")
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        build_classifier(reduce="sum")
+    with pytest.raises(ValueError, match="num_classes must be >= 2"):
+        build_classifier(num_classes=1)
+    with pytest.raises(ValueError, match="unknown classifier config keys"):
+        ClassifierConfig.from_dict({**cfg.to_dict(), "layers": 3})
+
+
+def test_bad_input_shapes_have_clear_errors():
+    model = build_classifier(vocab_size=VOCAB)
+    tokens, lengths = _batch([10, 10], 10)
+    variables = model.init(jax.random.PRNGKey(0), tokens, lengths)
+    with pytest.raises(ValueError, match="tokens must be"):
+        model.apply(variables, tokens[0], lengths)
+    with pytest.raises(ValueError, match="lengths must have shape"):
+        model.apply(variables, tokens, lengths[:1])
+
+
+def test_grad_and_jit_compose_with_the_model():
+    model = build_classifier(vocab_size=VOCAB, hidden_size=8, conv_filters=(4,))
+    tokens, lengths = _batch([20, 11, 3], 20)
+    variables = model.init(jax.random.PRNGKey(0), tokens, lengths)
+
+    def loss(params):
+        return model.apply({"params": params}, tokens, lengths).sum()
+
+    grads = jax.jit(jax.grad(loss))(variables["params"])
+    leaves = jax.tree_util.tree_leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert any(float(jnp.abs(g).max()) > 0 for g in leaves)
