@@ -1,0 +1,43 @@
+"""Data: labelled texts from TFDS, tables or folders; tokenization, vocabulary; padded batches."""
+
+from seqclf.data.batching import (
+    batches,
+    bucket_boundaries,
+    num_batches,
+    pad_batch,
+    truncate,
+)
+from seqclf.data.sources import (
+    TextDataset,
+    UnknownDatasetError,
+    load_any,
+    load_folder,
+    load_table,
+    load_tfds,
+    resolve_data_dir,
+    train_validation_split,
+)
+from seqclf.data.text import OOV, OOV_TOKEN, PAD, PAD_TOKEN, Vocabulary, standardize, tokenize
+
+__all__ = [
+    "OOV",
+    "OOV_TOKEN",
+    "PAD",
+    "PAD_TOKEN",
+    "TextDataset",
+    "UnknownDatasetError",
+    "Vocabulary",
+    "batches",
+    "bucket_boundaries",
+    "load_any",
+    "load_folder",
+    "load_table",
+    "load_tfds",
+    "num_batches",
+    "pad_batch",
+    "resolve_data_dir",
+    "standardize",
+    "tokenize",
+    "train_validation_split",
+    "truncate",
+]

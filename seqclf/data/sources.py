@@ -1,0 +1,518 @@
+"""Labelled texts from TFDS, CSV/TSV/JSON Lines tables or class folders, as one ``TextDataset``.
+
+TFDS datasets are read with ``tfds.data_source`` (random access to array_record files), which needs
+no TensorFlow. Only preparing a dataset that is not on disk yet needs it (``seqclf[prepare]``).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TABLE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+_UTF8_BOM = b"\xef\xbb\xbf"
+_TFDS_READ_CHUNK = 5000
+
+
+@dataclass
+class TextDataset:
+    """N labelled documents.
+
+    Attributes:
+      texts: N documents.
+      labels: int32 (N,), class ids in ``[0, len(classes))``.
+      classes: the class names; ``classes[labels[i]]`` is the class of ``texts[i]``.
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        self.texts = list(self.texts)
+        self.classes = [str(c) for c in self.classes]
+        labels = np.asarray(self.labels)
+        if labels.ndim != 1:
+            raise ValueError(f"labels must have shape (N,), got {labels.shape}")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+        self.labels = labels.astype(np.int32)
+        if len(self.texts) != self.labels.size:
+            raise ValueError(f"{len(self.texts)} texts but {self.labels.size} labels")
+        for i, t in enumerate(self.texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} must be str, got {type(t).__name__}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"class names must be unique, got {self.classes}")
+        if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            raise ValueError(
+                f"labels must be in [0, {len(self.classes)}) for classes {self.classes}, "
+                f"got values from {self.labels.min()} to {self.labels.max()}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> TextDataset:
+        """The examples at ``indices`` (int (M,)), in that order, with the same classes."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return TextDataset([self.texts[i] for i in idx.tolist()], self.labels[idx], self.classes)
+
+    def with_classes(self, classes: Sequence[str]) -> TextDataset:
+        """The same examples with labels renumbered to ``classes`` (which must hold all of ours)."""
+        classes = [str(c) for c in classes]
+        missing = [c for c in self.classes if c not in classes]
+        if missing:
+            raise ValueError(
+                f"classes {missing} of the data are not in the given classes {classes}"
+            )
+        remap = np.asarray([classes.index(c) for c in self.classes], dtype=np.int32)
+        labels = remap[self.labels] if self.labels.size else self.labels
+        return TextDataset(self.texts, labels, classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS
+# ---------------------------------------------------------------------------------------------
+
+
+class UnknownDatasetError(ValueError):
+    """A name that TFDS does not know."""
+
+
+def resolve_data_dir(data_dir: str | PathLike | None) -> str | None:
+    """The TFDS data_dir to use: ``data_dir``, else ``$TFDS_DATA_DIR``, else None (TFDS default)."""
+    if data_dir is not None:
+        return os.fspath(data_dir)
+    return os.environ.get("TFDS_DATA_DIR") or None
+
+
+def _require_tensorflow(name: str) -> None:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise RuntimeError(
+            f"TFDS dataset {name!r} is not prepared yet, and preparing it needs TensorFlow, which "
+            "is not installed: pip install 'seqclf[prepare]', or pass --data-dir (data_dir=) "
+            "pointing at a prepared copy in array_record format"
+        ) from None
+
+
+def _builder(name: str, data_dir: str | None) -> Any:
+    import tensorflow_datasets as tfds
+
+    not_found = getattr(getattr(tfds.core, "registered", None), "DatasetNotFoundError", None)
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except Exception as e:
+        if not_found is None or not isinstance(e, not_found):
+            raise
+    base = name.split("/")[0].split(":")[0]
+    try:
+        known = tfds.list_builders(with_community_datasets=False)
+    except Exception:  # only for the hint
+        known = []
+    close = difflib.get_close_matches(base, sorted(set(known)), n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownDatasetError(f"unknown TFDS dataset {name!r}{hint}") from None
+
+
+def _text_and_label_keys(name: str, info: Any) -> tuple[str, str]:
+    """Feature names of the text and the label: the supervised keys, else the only Text and
+    ClassLabel features."""
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    keys = list(features.keys())
+    sk = info.supervised_keys
+    if isinstance(sk, (tuple, list)) and len(sk) >= 2 and all(isinstance(k, str) for k in sk[:2]):
+        text_key, label_key = sk[0], sk[1]
+    else:
+        texts = [k for k in keys if isinstance(features[k], tfds.features.Text)]
+        labels = [k for k in keys if isinstance(features[k], tfds.features.ClassLabel)]
+        if len(texts) != 1 or len(labels) != 1:
+            raise ValueError(
+                f"TFDS dataset {name!r} has no supervised keys, and its features {keys} do not "
+                f"hold exactly one Text and one ClassLabel (Text: {texts}, ClassLabel: {labels})"
+            )
+        text_key, label_key = texts[0], labels[0]
+    text_feature, label_feature = features[text_key], features[label_key]
+    if not isinstance(text_feature, tfds.features.Text):
+        raise ValueError(
+            f"TFDS dataset {name!r} is not a text dataset: its supervised input {text_key!r} is "
+            f"{type(text_feature).__name__}, not Text"
+        )
+    if getattr(text_feature, "encoder", None) is not None:
+        raise ValueError(
+            f"TFDS dataset {name!r} stores its text already encoded (subwords/bytes); "
+            "use a plain-text config, e.g. 'imdb_reviews/plain_text'"
+        )
+    if not isinstance(label_feature, tfds.features.ClassLabel):
+        raise ValueError(
+            f"TFDS dataset {name!r} is not a classification dataset: its label {label_key!r} is "
+            f"{type(label_feature).__name__}, not ClassLabel"
+        )
+    return text_key, label_key
+
+
+def load_tfds(
+    name: str = "imdb_reviews",
+    split: str = "train",
+    data_dir: str | PathLike | None = None,
+    download: bool = True,
+) -> TextDataset:
+    """Loads a TFDS text-classification dataset (a prepared array_record copy, no TensorFlow).
+
+    Args:
+      name: TFDS name, optionally with config and version (``"imdb_reviews/plain_text:1.0.0"``).
+      split: TFDS split, slicing included (``"train[:2%]"``, ``"test[:200]"``).
+      data_dir: the TFDS data_dir; None: ``$TFDS_DATA_DIR``, else TFDS's default.
+      download: prepare the dataset if it is not in data_dir (needs TensorFlow). With False, a
+        missing dataset raises FileNotFoundError.
+
+    Returns:
+      The split as a ``TextDataset``; ``classes`` are the ClassLabel's names.
+    """
+    import tensorflow_datasets as tfds
+
+    data_dir = resolve_data_dir(data_dir)
+    builder = _builder(name, data_dir)
+    text_key, label_key = _text_and_label_keys(name, builder.info)
+    if not builder.is_prepared():
+        if not download:
+            raise FileNotFoundError(
+                f"TFDS dataset {name!r} is not prepared in {builder.data_dir}: pass --data-dir "
+                "(data_dir=) of a prepared copy, or allow downloading (needs TensorFlow: "
+                "pip install 'seqclf[prepare]')"
+            )
+        _require_tensorflow(name)
+        builder.download_and_prepare(file_format="array_record")
+    file_format = str(getattr(builder.info, "file_format", "") or "").lower()
+    if file_format and "array_record" not in file_format and "parquet" not in file_format:
+        raise RuntimeError(
+            f"TFDS dataset {name!r} in {builder.data_dir} is prepared as {file_format}, which has "
+            "no random access; prepare it again with file_format='array_record' in another data_dir"
+        )
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except ValueError as e:
+        raise ValueError(f"TFDS dataset {name!r}: {e}") from None
+    texts: list[str] = []
+    labels: list[int] = []
+    n = len(source)
+    for lo in range(0, n, _TFDS_READ_CHUNK):
+        rows = range(lo, min(lo + _TFDS_READ_CHUNK, n))
+        if hasattr(source, "__getitems__"):
+            items = source.__getitems__(list(rows))
+        else:
+            items = [source[i] for i in rows]
+        for i, item in zip(rows, items, strict=True):
+            t = item[text_key]
+            if isinstance(t, bytes):
+                try:
+                    t = t.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError(f"{name} {split}: text {i} is not valid UTF-8") from None
+            texts.append(str(t))
+            labels.append(int(item[label_key]))
+    classes = list(builder.info.features[label_key].names)
+    return TextDataset(texts, np.asarray(labels, dtype=np.int32), classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables: CSV, TSV, JSON Lines
+# ---------------------------------------------------------------------------------------------
+
+
+def _decode_file(path: Path) -> str:
+    raw = path.read_bytes()
+    if raw.startswith(_UTF8_BOM):
+        raw = raw[len(_UTF8_BOM) :]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: line {line} is not valid UTF-8 ({e.reason})") from None
+
+
+def _missing_column(path: Path, what: str, column: str, columns: Sequence[str], where: str) -> str:
+    close = difflib.get_close_matches(column, list(columns), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"{path}{where}: no {what} column {column!r}{hint}; the columns are {list(columns)}. "
+        f"Pass {what}_column= to name it."
+    )
+
+
+def _table_rows(
+    path: Path, content: str, fmt: str, text_column: str, label_column: str
+) -> Iterator[tuple[str, Any, Any]]:
+    """(location, text, label) of each record; location is e.g. ``"line 7"``."""
+    if fmt in ("csv", "tsv"):
+        csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+        reader = csv.reader(
+            io.StringIO(content, newline=""), delimiter="," if fmt == "csv" else "\t"
+        )
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path} is empty")
+        header = [h.strip() for h in header]
+        for what, column in (("text", text_column), ("label", label_column)):
+            if column not in header:
+                raise ValueError(_missing_column(path, what, column, header, ""))
+        ti, li = header.index(text_column), header.index(label_column)
+        line = reader.line_num + 1
+        for row in reader:
+            where, line = f"line {line}", reader.line_num + 1
+            if not row:  # blank line
+                continue
+            if len(row) <= max(ti, li):
+                raise ValueError(f"{path}: {where} has {len(row)} fields, the header {len(header)}")
+            yield where, row[ti], row[li]
+        return
+    if fmt != "jsonl":
+        raise ValueError(f"unknown table format {fmt!r}; use one of csv, tsv, jsonl")
+    if content.lstrip().startswith("["):  # a .json file holding one array of objects
+        try:
+            records = json.loads(content)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        numbered = ((f"item {i}", r) for i, r in enumerate(records))
+    else:
+        numbered = (
+            (f"line {n}", line) for n, line in enumerate(content.splitlines(), 1) if line.strip()
+        )
+    for where, record in numbered:
+        if isinstance(record, str):
+            try:
+                record = json.loads(record)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: {where} is not valid JSON: {e.msg}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: {where} is not a JSON object")
+        for what, column in (("text", text_column), ("label", label_column)):
+            if column not in record:
+                raise ValueError(_missing_column(path, what, column, list(record), f": {where}"))
+        yield where, record[text_column], record[label_column]
+
+
+def _label_name(value: Any) -> str | None:
+    """A label value as a class name: str (stripped) or int; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _as_int(name: str) -> int | None:
+    try:
+        return int(name)
+    except ValueError:
+        return None
+
+
+def sort_class_names(names: Sequence[str]) -> list[str]:
+    """Unique class names, sorted numerically if they are all integers, else alphabetically."""
+    unique = set(names)
+    if unique and all(_as_int(n) is not None for n in unique):
+        return sorted(unique, key=lambda n: (int(n), n))
+    return sorted(unique)
+
+
+def _label_ids(
+    path: Path | str, wheres: list[str], names: list[str], classes: list[str]
+) -> np.ndarray:
+    """Class id of each label name; an integer label that is not a class name is taken as an id
+    when no class name is an integer (e.g. labels 0/1 for classes ['neg', 'pos'])."""
+    index = {c: i for i, c in enumerate(classes)}
+    ids_allowed = not any(_as_int(c) is not None for c in classes)
+    out = np.empty(len(names), dtype=np.int32)
+    for k, (where, name) in enumerate(zip(wheres, names, strict=True)):
+        i = index.get(name)
+        if i is None and ids_allowed:
+            j = _as_int(name)
+            i = j if j is not None and 0 <= j < len(classes) else None
+        if i is None:
+            raise ValueError(f"{path}: {where}: label {name!r} is not one of the classes {classes}")
+        out[k] = i
+    return out
+
+
+def load_table(
+    path: str | PathLike,
+    text_column: str = "text",
+    label_column: str = "label",
+    format: str | None = None,
+    classes: Sequence[str] | None = None,
+) -> TextDataset:
+    """Loads labelled texts from a CSV, TSV or JSON Lines file (UTF-8).
+
+    Args:
+      path: the file; its suffix (``.csv``, ``.tsv``, ``.jsonl``/``.ndjson``/``.json``) gives the
+        format unless ``format`` is given. A ``.json`` file may also hold one array of objects.
+      text_column, label_column: the column (CSV/TSV header) or key (JSON) names.
+      format: ``"csv"``, ``"tsv"`` or ``"jsonl"``.
+      classes: the class list to map labels onto (e.g. the training classes, at evaluation). A
+        label that is not in it raises ValueError; an integer label that is not a class name
+        is read as a class id when no class name is an integer. None: the sorted unique labels
+        (numerically if they are all integers).
+
+    Returns:
+      A ``TextDataset`` whose ``classes`` are strings.
+    """
+    path = Path(path)
+    fmt = (format or TABLE_FORMATS.get(path.suffix.lower(), "")).lower()
+    if fmt not in ("csv", "tsv", "jsonl"):
+        raise ValueError(
+            f"{path}: cannot tell the table format from the suffix {path.suffix!r}; "
+            f"pass format='csv', 'tsv' or 'jsonl' (suffixes: {sorted(TABLE_FORMATS)})"
+        )
+    content = _decode_file(path)
+    if not content.strip():
+        raise ValueError(f"{path} is empty")
+    texts, wheres, names = [], [], []
+    for where, text, label in _table_rows(path, content, fmt, text_column, label_column):
+        if not isinstance(text, str):
+            raise ValueError(f"{path}: {where}: text must be a string, got {text!r:.40}")
+        name = _label_name(label)
+        if name is None:
+            raise ValueError(
+                f"{path}: {where}: label must be a class name or integer, got {label!r}"
+            )
+        texts.append(text)
+        wheres.append(where)
+        names.append(name)
+    if not texts:
+        raise ValueError(f"{path} has no rows")
+    class_list = sort_class_names(names) if classes is None else [str(c) for c in classes]
+    return TextDataset(texts, _label_ids(path, wheres, names, class_list), class_list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders: one subfolder of .txt files per class (aclImdb)
+# ---------------------------------------------------------------------------------------------
+
+
+def load_folder(path: str | PathLike, classes: Sequence[str] | None = None) -> TextDataset:
+    """Loads ``path/<class>/*.txt`` (the aclImdb layout: ``train/pos/0_9.txt``, ...).
+
+    Args:
+      path: the folder holding one subfolder per class.
+      classes: the subfolders to read, in class-id order. None: every subfolder that holds .txt
+        files, sorted by name. Note that aclImdb's ``train/`` also holds ``unsup/`` (unlabelled
+        reviews): pass ``classes=["neg", "pos"]`` there. Subfolders not in ``classes`` are ignored.
+
+    Returns:
+      A ``TextDataset``, files in class order, then by file name.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder")
+    if classes is None:
+        class_list = sorted(d.name for d in root.iterdir() if d.is_dir() and any(d.glob("*.txt")))
+        if not class_list:
+            raise ValueError(
+                f"{root}: no subfolder holds .txt files; expected one folder per class, "
+                "e.g. pos/ and neg/"
+            )
+    else:
+        class_list = [str(c) for c in classes]
+    texts: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(class_list):
+        for f in sorted((root / name).glob("*.txt")):
+            try:
+                texts.append(f.read_bytes().decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{f} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            labels.append(label)
+    if not texts:
+        raise ValueError(f"{root}: no .txt files in the class folders {class_list}")
+    return TextDataset(texts, np.asarray(labels, dtype=np.int32), class_list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch and splitting
+# ---------------------------------------------------------------------------------------------
+
+
+def load_any(
+    path_or_name: str | PathLike,
+    *,
+    split: str = "train",
+    data_dir: str | PathLike | None = None,
+    download: bool = True,
+    text_column: str = "text",
+    label_column: str = "label",
+    format: str | None = None,
+    classes: Sequence[str] | None = None,
+) -> TextDataset:
+    """A folder -> ``load_folder``, a file -> ``load_table``, anything else -> ``load_tfds``.
+
+    ``split``, ``data_dir`` and ``download`` apply to TFDS; ``text_column``, ``label_column`` and
+    ``format`` to tables; ``classes`` to all three (for TFDS: renumber to these classes).
+    """
+    p = Path(path_or_name)
+    if p.is_dir():
+        return load_folder(p, classes=classes)
+    if p.is_file():
+        return load_table(p, text_column, label_column, format=format, classes=classes)
+    if p.suffix.lower() in TABLE_FORMATS:
+        raise FileNotFoundError(f"no such file: {p}")
+    try:
+        ds = load_tfds(os.fspath(path_or_name), split=split, data_dir=data_dir, download=download)
+    except UnknownDatasetError as e:
+        raise UnknownDatasetError(f"{e} (and there is no file or folder {str(p)!r})") from None
+    return ds if classes is None else ds.with_classes(classes)
+
+
+def train_validation_split(
+    ds: TextDataset, fraction: float = 0.1, seed: int = 0
+) -> tuple[TextDataset, TextDataset]:
+    """Holds out ``fraction`` of each class (stratified, seeded) for validation.
+
+    Each class gives ``round(fraction * its size)`` examples. Both parts keep the original order.
+
+    Returns:
+      ``(train, validation)``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    held = [np.zeros(0, np.int64)]
+    for c in range(ds.num_classes):
+        idx = np.flatnonzero(ds.labels == c)
+        held.append(rng.permutation(idx)[: math.floor(fraction * idx.size + 0.5)])
+    val = np.sort(np.concatenate(held))
+    if val.size == 0 or val.size == len(ds):
+        side = "validation" if val.size == 0 else "training"
+        raise ValueError(f"fraction={fraction} of {len(ds)} examples leaves the {side} split empty")
+    keep = np.ones(len(ds), dtype=bool)
+    keep[val] = False
+    return ds.subset(np.flatnonzero(keep)), ds.subset(val)
