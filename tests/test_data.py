@@ -129,6 +129,27 @@ def test_vectorized_paths_match_the_reference():
     assert [a.tolist() for a in big.encode_batch(texts)] == [big.encode(t).tolist() for t in texts]
 
 
+def test_hash_table_probing_and_reference_fallback():
+    from seqclf.data.text import _HashTable
+
+    # Keys sharing their top bits all land on one slot (first or last): long probe chains, wrap.
+    low = np.arange(1, 200, dtype=np.uint64)
+    high = np.uint64(2**64 - 1) - np.arange(0, 50, dtype=np.uint64)
+    keys = np.concatenate([low, high])
+    ids = np.arange(2, 2 + keys.size, dtype=np.int32)
+    table = _HashTable(keys, ids)
+    assert table.lookup(keys).tolist() == ids.tolist()
+    misses = np.array([1000, 2000, 2**64 - 1000], dtype=np.uint64)
+    assert table.lookup(misses).tolist() == [OOV] * 3
+
+    texts = _random_texts(50, seed=1)
+    vocab = Vocabulary.build(texts)
+    vocab._fast = False  # what a hash collision inside the vocabulary switches to
+    assert [a.tolist() for a in vocab.encode_batch(texts)] == [
+        vocab.encode(t).tolist() for t in texts
+    ]
+
+
 def test_bytes_input_and_invalid_utf8():
     vocab = Vocabulary.build([b"caf\xc3\xa9 ok", "ok"])
     assert vocab.words[2:] == ["ok", "café"]
@@ -322,6 +343,8 @@ def test_resolve_data_dir(monkeypatch):
 
 def test_text_dataset_validation_and_subset():
     ds = TextDataset(["a", "b", "c"], np.array([0, 1, 1]), ["neg", "pos"])
+    assert repr(ds) == "TextDataset(3 texts; neg: 1, pos: 2)"
+    assert ds == TextDataset(["a", "b", "c"], [0, 1, 1], ["neg", "pos"]) != ds.subset([0, 1])
     sub = ds.subset([2, 0])
     assert sub.texts == ["c", "a"] and sub.labels.tolist() == [1, 0] and sub.classes == ds.classes
     with pytest.raises(ValueError, match="3 texts but 2 labels"):

@@ -70,6 +70,19 @@ class TextDataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TextDataset)
+            and self.texts == other.texts
+            and self.classes == other.classes
+            and np.array_equal(self.labels, other.labels)
+        )
+
+    def __repr__(self) -> str:
+        counts = np.bincount(self.labels, minlength=len(self.classes)).tolist()
+        per_class = ", ".join(f"{c}: {n}" for c, n in zip(self.classes, counts, strict=True))
+        return f"TextDataset({len(self)} texts; {per_class})"
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
