@@ -1,0 +1,161 @@
+"""From labelled texts to a saved, evaluated model: vocabulary → encoding → fit → checkpoints.
+
+``train_text_classifier`` is what ``seqclf train`` and ``examples/imdb.py`` run. The vocabulary is
+built from the training split only; the validation split is carved from train when none is given;
+a test split is never looked at here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from seqclf.checkpoint import CheckpointError, CheckpointStore
+from seqclf.data.sources import TextDataset, train_validation_split
+from seqclf.data.text import Vocabulary
+from seqclf.model import ClassifierConfig, build_classifier
+from seqclf.train import FitResult, TrainConfig, fit
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """What a training run produced."""
+
+    output_dir: Path
+    model_config: ClassifierConfig
+    vocabulary: Vocabulary
+    classes: list[str]
+    fit: FitResult
+    encode_seconds: float
+    num_train: int
+    num_valid: int
+
+
+def check_training_data(train: TextDataset, valid: TextDataset | None) -> None:
+    """Reject data that cannot train a classifier, with a sentence saying why."""
+    if len(train) == 0:
+        raise ValueError("the training data is empty")
+    present = np.unique(train.labels)
+    if present.size < 2:
+        only = train.classes[int(present[0])] if present.size else "none"
+        raise ValueError(
+            f"the training data has a single class ({only!r}); a classifier needs at least two"
+        )
+    if valid is not None and len(valid) == 0:
+        raise ValueError("the validation data is empty")
+
+
+def train_text_classifier(
+    train: TextDataset,
+    output_dir: str | Path,
+    *,
+    valid: TextDataset | None = None,
+    model_options: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    valid_fraction: float = 0.1,
+    resume: bool = False,
+    progress: bool = True,
+    resume_hint: str | None = None,
+) -> TrainingRun:
+    """Train a text classifier and checkpoint it in ``output_dir``.
+
+    Args:
+      train: labelled training texts.
+      output_dir: receives ``checkpoints/``, ``metrics.jsonl`` and ``training_curves.png``.
+      valid: validation texts; None carves ``valid_fraction`` of ``train`` (stratified, seeded).
+      model_options: ``ClassifierConfig`` fields (vocab_size and num_classes are set here).
+      train_config: a ``TrainConfig``.
+      valid_fraction: share of train held out when ``valid`` is None.
+      resume: continue the run saved in ``output_dir`` (its vocabulary and configuration win; a
+        different configuration given now is an error).
+      progress: show progress bars.
+      resume_hint: the command line that resumes this run (printed on interruption).
+
+    Returns:
+      A ``TrainingRun``.
+    """
+    train_config = train_config or TrainConfig()
+    check_training_data(train, valid)
+    if valid is None:
+        train, valid = train_validation_split(train, valid_fraction, seed=train_config.seed)
+    if valid.classes != train.classes:
+        valid = valid.with_classes(train.classes)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    store = CheckpointStore(output_dir)
+
+    if resume and store.latest_step() is not None:
+        meta = store.restore_meta()
+        vocabulary = Vocabulary.from_dict(meta["vocabulary"])
+        classes = meta["classes"]
+        config = ClassifierConfig.from_dict(meta["model_config"])
+        wanted = _model_config(model_options, len(vocabulary), len(classes))
+        if wanted != config:
+            diff = {
+                k: (getattr(config, k), getattr(wanted, k))
+                for k in config.to_dict()
+                if getattr(config, k) != getattr(wanted, k)
+            }
+            raise CheckpointError(
+                f"{store.directory} belongs to a different model configuration "
+                f"(saved vs now: {diff}); use another --output-dir or the same options"
+            )
+        saved_train = TrainConfig.from_dict(meta["train_config"])
+        if saved_train != train_config:
+            train_config = dataclasses.replace(saved_train, epochs=train_config.epochs)
+            tqdm.write("Resuming with the saved training settings (only --epochs may change).")
+        if classes != train.classes:
+            raise CheckpointError(
+                f"{store.directory} was trained on classes {classes}, this data has {train.classes}"
+            )
+    else:
+        if not resume and store.latest_step() is not None:
+            raise CheckpointError(
+                f"{output_dir} already holds a training run (checkpoint step "
+                f"{store.latest_step()}); pass --resume to continue it or choose another "
+                "--output-dir"
+            )
+        vocabulary = Vocabulary.build(train.texts, max_words=train_config.max_words)
+        classes = train.classes
+        config = _model_config(model_options, len(vocabulary), len(classes))
+
+    started = time.perf_counter()
+    train_ids = vocabulary.encode_batch(train.texts)
+    valid_ids = vocabulary.encode_batch(valid.texts)
+    encode_seconds = time.perf_counter() - started
+    tqdm.write(
+        f"Encoded {len(train_ids) + len(valid_ids)} texts in {encode_seconds:.1f} s "
+        f"(vocabulary {len(vocabulary)} words, classes {classes})."
+    )
+    meta = {
+        "model_config": config.to_dict(),
+        "vocabulary": vocabulary.to_dict(),
+        "classes": classes,
+    }
+    result = fit(
+        build_classifier(config),
+        (train_ids, train.labels),
+        (valid_ids, valid.labels),
+        train_config,
+        store=store,
+        meta=meta,
+        resume=resume,
+        output_dir=output_dir,
+        progress=progress,
+        resume_hint=resume_hint,
+    )
+    store.close()
+    return TrainingRun(
+        output_dir, config, vocabulary, classes, result, encode_seconds, len(train), len(valid)
+    )
+
+
+def _model_config(options: dict[str, Any] | None, vocab_size: int, num_classes: int):
+    return ClassifierConfig(
+        **{**(options or {}), "vocab_size": vocab_size, "num_classes": num_classes}
+    )

@@ -1,0 +1,496 @@
+"""Training, top-down: create_train_state → train_step → train_epoch → evaluate → fit.
+
+``train_step`` and ``eval_step`` are pure and jit-compiled once per padded length (the batches come
+in a few length buckets). Randomness is explicit: the dropout key of a step is the run's key folded
+with the step number, so a resumed run draws exactly the keys an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+from tqdm.auto import tqdm
+
+from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
+from seqclf.metrics import classification_metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train (saved with every checkpoint).
+
+    Attributes:
+      epochs: passes over the training data.
+      batch_size: examples per step.
+      learning_rate: peak learning rate of the warm-up + cosine-decay schedule.
+      warmup_fraction: share of all steps spent warming up linearly from 0.
+      end_lr_fraction: the learning rate at the last step, as a share of the peak.
+      weight_decay: AdamW's decoupled weight decay (0 is Adam).
+      clip_norm: clip gradients to this global norm (0 for none).
+      patience: stop after this many epochs without a better validation accuracy (0: never).
+      max_len: longer texts are truncated to this many tokens.
+      truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
+      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding).
+      max_words: vocabulary size, padding and out-of-vocabulary ids included.
+      seed: seeds initialisation, shuffling and dropout.
+      save_every: also checkpoint every this many steps within an epoch (0: only per epoch).
+      log_every: steps between progress-bar updates (each one waits for the device).
+    """
+
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    warmup_fraction: float = 0.05
+    end_lr_fraction: float = 0.05
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    patience: int = 2
+    max_len: int = 400
+    truncating: str = "pre"
+    num_buckets: int = 4
+    max_words: int = 20000
+    seed: int = 0
+    save_every: int = 0
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("epochs", "batch_size", "max_len", "num_buckets", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_words < 3:
+            problems.append(f"max_words must be >= 3, got {self.max_words}")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.truncating not in ("pre", "post"):
+            problems.append(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        for name in ("patience", "save_every", "clip_norm", "weight_decay"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    @property
+    def buckets(self) -> list[int]:
+        return bucket_boundaries(self.max_len, self.num_buckets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+TRAIN_KEYS = ("tokens", "lengths", "labels", "weights")
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState (step, params, opt_state, apply_fn, tx) plus the run's base dropout key."""
+
+    dropout_key: jax.Array
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    """Gradient clipping, then Adam(W) on a linear warm-up + cosine-decay schedule."""
+    warmup = int(config.warmup_fraction * total_steps)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1),
+        end_value=config.learning_rate * config.end_lr_fraction,
+    )
+    parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
+    parts.append(optax.adamw(schedule, weight_decay=config.weight_decay))
+    return optax.chain(*parts)
+
+
+def create_train_state(
+    model: Any, config: TrainConfig, total_steps: int, example_batch: dict[str, np.ndarray]
+) -> TrainState:
+    """Initialise parameters (seeded) and the optimizer for ``total_steps`` steps."""
+    init_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    variables = model.init(
+        init_key, jnp.asarray(example_batch["tokens"]), jnp.asarray(example_batch["lengths"])
+    )
+    return TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=make_optimizer(config, total_steps),
+        dropout_key=dropout_key,
+    )
+
+
+def _weighted_cross_entropy(logits: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+    return jnp.sum(losses * batch["weights"]) / jnp.maximum(jnp.sum(batch["weights"]), 1.0)
+
+
+@jax.jit
+def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, jax.Array]:
+    """One optimizer step on one batch; returns the new state and a (2,) [loss, accuracy].
+
+    ``batch`` holds tokens (B, T), lengths (B,), labels (B,) and weights (B,): 1 for real rows,
+    0 for the rows that pad the last batch to B (so every step has one of a few shapes).
+    """
+    dropout_key = jax.random.fold_in(state.dropout_key, state.step)
+
+    def loss_fn(params):
+        logits = state.apply_fn(
+            {"params": params},
+            batch["tokens"],
+            batch["lengths"],
+            train=True,
+            rngs={"dropout": dropout_key},
+        )
+        return _weighted_cross_entropy(logits, batch), logits
+
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    hits = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
+    accuracy = jnp.sum(hits * batch["weights"]) / jnp.maximum(jnp.sum(batch["weights"]), 1.0)
+    return state.apply_gradients(grads=grads), jnp.stack([loss, accuracy])
+
+
+@jax.jit
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
+    """Class probabilities (B, C) of one batch, dropout off."""
+    logits = state.apply_fn({"params": state.params}, batch["tokens"], batch["lengths"])
+    return jax.nn.softmax(logits, axis=-1)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM: the loop finishes the step it is in and stops cleanly."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        flag.signal = signal.Signals(signum).name
+        tqdm.write(f"\n{flag.signal} received: finishing the current step, then stopping.")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def evaluate(
+    state: TrainState,
+    token_ids: Sequence[np.ndarray],
+    labels: np.ndarray,
+    config: TrainConfig,
+    *,
+    desc: str = "evaluate",
+    progress: bool = True,
+) -> dict[str, float]:
+    """Loss, accuracy (and macro-F1 for > 2 classes) over a dataset; no example dropped."""
+    probs = predict_probabilities(state, token_ids, config, desc=desc, progress=progress)
+    picked = probs[np.arange(len(labels)), labels]
+    loss = float(-np.mean(np.log(np.maximum(picked, 1e-12)))) if len(labels) else 0.0
+    return classification_metrics(np.asarray(labels), probs, loss)
+
+
+def predict_probabilities(
+    state: TrainState,
+    token_ids: Sequence[np.ndarray],
+    config: TrainConfig,
+    *,
+    desc: str = "predict",
+    progress: bool = False,
+) -> np.ndarray:
+    """(N, C) class probabilities in input order; the last batch is padded, not dropped."""
+    out = []
+    stream = batches(
+        token_ids,
+        None,
+        config.batch_size,
+        max_len=config.max_len,
+        truncating=config.truncating,
+        buckets=config.buckets,
+    )
+    total = num_batches(len(token_ids), config.batch_size)
+    for batch in tqdm(stream, total=total, desc=desc, leave=False, disable=not progress):
+        padded, n_real = pad_batch(batch, config.batch_size)
+        probs = eval_step(state, {k: padded[k] for k in ("tokens", "lengths")})
+        out.append(np.asarray(probs)[:n_real])
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def train_epoch(
+    state: TrainState,
+    token_ids: Sequence[np.ndarray],
+    labels: np.ndarray,
+    config: TrainConfig,
+    epoch: int,
+    *,
+    skip_batches: int = 0,
+    on_step: Callable[[TrainState, int], None] | None = None,
+    stop: _StopFlag | None = None,
+    progress: bool = True,
+) -> tuple[TrainState, dict[str, float], int]:
+    """One pass over the shuffled training data (shuffle seeded by (seed, epoch)).
+
+    Args:
+      skip_batches: batches of this epoch already done (resuming mid-epoch).
+      on_step: called as ``on_step(state, batches_done_in_epoch)`` after every step (checkpoints).
+      stop: when set (by a signal), return after the current step.
+
+    Returns:
+      ``(state, {"train_loss", "train_accuracy"}, batches_done_in_epoch)``.
+    """
+    stream = batches(
+        token_ids,
+        labels,
+        config.batch_size,
+        max_len=config.max_len,
+        truncating=config.truncating,
+        buckets=config.buckets,
+        shuffle=True,
+        seed=config.seed,
+        epoch=epoch,
+    )
+    total = num_batches(len(token_ids), config.batch_size)
+    bar = tqdm(
+        total=total,
+        initial=skip_batches,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    pending: list[tuple[int, jax.Array]] = []  # per-step [loss, acc], fetched every log_every
+    step = int(state.step)  # a host-side copy: reading state.step would wait for the device
+    sums = np.zeros(2)
+    seen = 0
+    done = skip_batches
+
+    def drain() -> None:
+        nonlocal sums, seen
+        if not pending:
+            return
+        values = np.asarray(jnp.stack([v for _, v in pending]))
+        for (step, _), (loss, _acc) in zip(pending, values, strict=True):
+            if not np.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the training loss became {loss} at step {step} (epoch {epoch + 1}); "
+                    "try a lower --learning-rate or a smaller --clip-norm"
+                )
+        sums += values.sum(axis=0)
+        seen += len(pending)
+        pending.clear()
+        bar.set_postfix(loss=f"{sums[0] / seen:.4f}", acc=f"{sums[1] / seen:.4f}")
+
+    for i, batch in enumerate(stream):
+        if i < skip_batches:
+            continue
+        padded, _ = pad_batch(batch, config.batch_size)
+        state, values = train_step(state, {k: padded[k] for k in TRAIN_KEYS})
+        pending.append((step, values))
+        step += 1
+        done = i + 1
+        bar.update(1)
+        if len(pending) >= config.log_every:
+            drain()
+        if on_step is not None:
+            drain_before = config.save_every and done % config.save_every == 0
+            if drain_before:
+                drain()  # never checkpoint a state whose loss has not been checked
+            on_step(state, done)
+        if stop:
+            break
+    drain()
+    bar.close()
+    metrics = {"train_loss": sums[0] / max(seen, 1), "train_accuracy": sums[1] / max(seen, 1)}
+    return state, metrics, done
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What ``fit`` leaves: the final state, the per-epoch history and how it ended."""
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    stopped_by: str  # "completed", "early_stopping" or the signal's name
+    best_step: int | None
+
+
+def fit(
+    model: Any,
+    train: tuple[Sequence[np.ndarray], np.ndarray],
+    valid: tuple[Sequence[np.ndarray], np.ndarray],
+    config: TrainConfig,
+    *,
+    store: Any | None = None,
+    meta: dict[str, Any] | None = None,
+    resume: bool = False,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+    resume_hint: str | None = None,
+) -> FitResult:
+    """Train with per-epoch validation, checkpoints, early stopping and clean interruption.
+
+    Args:
+      model: a Flax module taking ``(tokens, lengths, train=...)``.
+      train, valid: ``(token_ids, labels)`` pairs (lists of (T_i,) int arrays, (N,) ints).
+      config: the ``TrainConfig``.
+      store: a ``seqclf.checkpoint.CheckpointStore`` (None: no checkpoints).
+      meta: JSON-ready metadata saved with every checkpoint (model config, vocabulary, classes).
+      resume: continue from the latest checkpoint in ``store``.
+      output_dir: where ``metrics.jsonl`` and ``training_curves.png`` are written (None: nowhere).
+      progress: show tqdm bars.
+      resume_hint: the command that resumes this run, printed when it is interrupted.
+
+    Returns:
+      A ``FitResult``. Raises ``TrainingDiverged`` on a NaN/inf loss (the last good checkpoint
+      stays).
+    """
+    from seqclf.plotting import plot_history  # matplotlib only when training
+
+    train_ids, train_labels = train
+    valid_ids, valid_labels = valid
+    if len(train_ids) == 0:
+        raise ValueError("the training set is empty")
+    if len(valid_ids) == 0:
+        raise ValueError("the validation set is empty")
+    steps_per_epoch = num_batches(len(train_ids), config.batch_size)
+    example = next(batches(train_ids[:2], None, 2, max_len=config.max_len, buckets=config.buckets))
+    state = create_train_state(model, config, config.epochs * steps_per_epoch, example)
+
+    history: list[dict[str, Any]] = []
+    progress_state = {"epoch": 0, "batch": 0, "best_val_accuracy": -1.0, "bad_epochs": 0}
+    if resume and store is not None and store.latest_step() is not None:
+        target = {"params": state.params, "opt_state": state.opt_state, "step": state.step}
+        restored = store.restore_state(target)
+        state = state.replace(**restored)
+        saved = store.restore_meta()
+        progress_state = saved["progress"]
+        history = saved.get("history", [])
+        tqdm.write(
+            f"Resuming from step {int(state.step)} (epoch {progress_state['epoch'] + 1}, "
+            f"batch {progress_state['batch']})."
+        )
+    elif resume:
+        tqdm.write("Nothing to resume from: no checkpoint yet, starting from scratch.")
+
+    output_dir = Path(output_dir) if output_dir is not None else None
+    log_path = output_dir / "metrics.jsonl" if output_dir is not None else None
+
+    def save(current: TrainState, val_accuracy: float | None) -> None:
+        if store is None:
+            return
+        store.save(
+            int(current.step),
+            {"params": current.params, "opt_state": current.opt_state, "step": current.step},
+            {
+                **(meta or {}),
+                "train_config": config.to_dict(),
+                "progress": progress_state,
+                "history": history,
+            },
+            val_accuracy,
+        )
+
+    def on_step(current: TrainState, done: int) -> None:
+        if config.save_every and done % config.save_every == 0 and done < steps_per_epoch:
+            progress_state["batch"] = done
+            save(current, None)
+
+    stopped_by = "completed"
+    with _stop_on_signals() as stop:
+        for epoch in range(progress_state["epoch"], config.epochs):
+            started = time.perf_counter()
+            state, train_metrics, done = train_epoch(
+                state,
+                train_ids,
+                train_labels,
+                config,
+                epoch,
+                skip_batches=progress_state["batch"],
+                on_step=on_step,
+                stop=stop,
+                progress=progress,
+            )
+            if stop and done < steps_per_epoch:
+                stopped_by = stop.signal or "interrupted"
+                break
+            val = evaluate(
+                state, valid_ids, valid_labels, config, desc="validate", progress=progress
+            )
+            record = {
+                "epoch": epoch + 1,
+                "step": int(state.step),
+                **{k: round(float(v), 6) for k, v in train_metrics.items()},
+                **{f"val_{k}": round(v, 6) for k, v in val.items()},
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            history.append(record)
+            improved = val["accuracy"] > progress_state["best_val_accuracy"]
+            progress_state.update(
+                epoch=epoch + 1,
+                batch=0,
+                best_val_accuracy=max(val["accuracy"], progress_state["best_val_accuracy"]),
+                bad_epochs=0 if improved else progress_state["bad_epochs"] + 1,
+            )
+            save(state, val["accuracy"])
+            if log_path is not None:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                plot_history(history, output_dir / "training_curves.png")
+            tqdm.write(
+                f"epoch {epoch + 1}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step"))
+            )
+            if stop:
+                stopped_by = stop.signal or "interrupted"
+                break
+            if config.patience and progress_state["bad_epochs"] >= config.patience:
+                stopped_by = "early_stopping"
+                tqdm.write(
+                    f"Early stopping: no better validation accuracy for {config.patience} epochs."
+                )
+                break
+    if stopped_by not in ("completed", "early_stopping"):
+        last = store.latest_step() if store is not None else None
+        where = (
+            f"the last checkpoint (step {last}) is intact"
+            if last is not None
+            else ("no checkpoint had been saved yet")
+        )
+        hint = f" Resume with: {resume_hint}" if resume_hint else " Resume with --resume."
+        tqdm.write(f"Stopped by {stopped_by} at step {int(state.step)}; {where}.{hint}")
+    return FitResult(state, history, stopped_by, store.best_step() if store else None)
