@@ -1,0 +1,409 @@
+"""The ``seqclf`` command: ``seqclf train``, ``seqclf evaluate`` and ``seqclf predict``.
+
+The option groups (model, training, data) are shared with ``examples/imdb.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import shlex
+import sys
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from seqclf.model import ClassifierConfig
+from seqclf.train import TrainConfig, TrainingDiverged
+
+EXIT_INTERRUPTED = 130
+
+
+def quiet_libraries() -> None:
+    """orbax and absl log routine notices as warnings; a user of the command needs none of them."""
+    import logging
+
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+
+
+def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfig) -> None:
+    """--rnn, --hidden-size, ... (every ``ClassifierConfig`` field except vocab/classes)."""
+    g = parser.add_argument_group("model")
+    g.add_argument(
+        "--rnn",
+        choices=["rnn", "lstm", "gru"],
+        default=defaults.rnn,
+        help="recurrent layer kind (default: %(default)s)",
+    )
+    g.add_argument(
+        "--hidden-size",
+        type=int,
+        default=defaults.hidden_size,
+        help="recurrent units (default: %(default)s)",
+    )
+    g.add_argument(
+        "--num-layers",
+        type=int,
+        default=defaults.num_layers,
+        help="stacked recurrent layers (default: %(default)s)",
+    )
+    g.add_argument(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.bidirectional,
+        help="bidirectional recurrent layers",
+    )
+    g.add_argument(
+        "--reduce",
+        choices=["last", "max", "mean"],
+        default=defaults.reduce,
+        help="recurrent outputs → one vector (default: %(default)s)",
+    )
+    g.add_argument(
+        "--embed-dim",
+        type=int,
+        default=defaults.embed_dim,
+        help="embedding size (default: %(default)s)",
+    )
+    g.add_argument(
+        "--embed-dropout",
+        type=float,
+        default=defaults.embed_dropout,
+        help="dropout after the embedding (default: %(default)s)",
+    )
+    g.add_argument(
+        "--conv-filters",
+        type=_int_list,
+        default=defaults.conv_filters,
+        help="filters per Conv1D block, comma-separated; '' for none (default: %(default)s)",
+    )
+    g.add_argument(
+        "--conv-kernel-size",
+        type=int,
+        default=defaults.conv_kernel_size,
+        help="Conv1D kernel size (default: %(default)s)",
+    )
+    g.add_argument(
+        "--pool-size",
+        type=int,
+        default=defaults.pool_size,
+        help="MaxPooling1D size after each conv block (default: %(default)s)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=float,
+        default=defaults.dropout,
+        help="dropout before the output layer (default: %(default)s)",
+    )
+    g.add_argument(
+        "--unroll",
+        type=int,
+        default=defaults.unroll,
+        help="lax.scan unroll of the recurrent layers (default: %(default)s)",
+    )
+    g.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default=defaults.dtype,
+        help="compute dtype; parameters stay float32 (default: %(default)s)",
+    )
+
+
+def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """--epochs, --batch-size, ... (every ``TrainConfig`` field)."""
+    g = parser.add_argument_group("training")
+    g.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help="passes over the training data (default: %(default)s)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="examples per step (default: %(default)s)",
+    )
+    g.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="peak learning rate (default: %(default)s)",
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help="AdamW weight decay (default: %(default)s)",
+    )
+    g.add_argument(
+        "--clip-norm",
+        type=float,
+        default=defaults.clip_norm,
+        help="gradient global-norm clipping, 0 for none (default: %(default)s)",
+    )
+    g.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="early stopping patience in epochs, 0 for none (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-len",
+        type=int,
+        default=defaults.max_len,
+        help="tokens kept per text (default: %(default)s)",
+    )
+    g.add_argument(
+        "--truncating",
+        choices=["pre", "post"],
+        default=defaults.truncating,
+        help="'pre' keeps the end of long texts, 'post' the start (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-words",
+        type=int,
+        default=defaults.max_words,
+        help="vocabulary size (default: %(default)s)",
+    )
+    g.add_argument(
+        "--num-buckets",
+        type=int,
+        default=defaults.num_buckets,
+        help="padded lengths per epoch (default: %(default)s)",
+    )
+    g.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    g.add_argument(
+        "--save-every",
+        type=int,
+        default=defaults.save_every,
+        help="also checkpoint every N steps within an epoch (default: per epoch)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output-dir from its last checkpoint",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def model_options_from(args: argparse.Namespace) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(ClassifierConfig)} - {"vocab_size", "num_classes"}
+    return {n: getattr(args, n) for n in names if hasattr(args, n)}
+
+
+def train_config_from(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--text-column", default="text", help="text column of CSV/TSV/JSONL files")
+    g.add_argument("--label-column", default="label", help="label column of CSV/TSV/JSONL files")
+    g.add_argument(
+        "--data-dir",
+        default=None,
+        help="TFDS data_dir for dataset names (default: $TFDS_DATA_DIR, else TFDS's)",
+    )
+
+
+def resume_command(program: str, argv: Sequence[str]) -> str:
+    """The command line that resumes this run: the same one with --resume."""
+    args = list(argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join([program, *args])
+
+
+def _load(source: str, args: argparse.Namespace, split: str, classes=None):
+    from seqclf.data.sources import load_any
+
+    return load_any(
+        source,
+        split=split,
+        data_dir=args.data_dir,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        classes=classes,
+    )
+
+
+def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from seqclf.experiment import train_text_classifier
+    from seqclf.predict import load
+
+    train = _load(args.train, args, "train")
+    valid = _load(args.valid, args, "validation", classes=train.classes) if args.valid else None
+    run = train_text_classifier(
+        train,
+        args.output_dir,
+        valid=valid,
+        model_options=model_options_from(args),
+        train_config=train_config_from(args),
+        valid_fraction=args.valid_fraction,
+        resume=args.resume,
+        progress=not args.no_progress,
+        resume_hint=resume_command("seqclf", argv),
+    )
+    if run.fit.stopped_by not in ("completed", "early_stopping"):
+        return EXIT_INTERRUPTED
+    summary = {
+        "output_dir": str(run.output_dir),
+        "best_step": run.fit.best_step,
+        "history": run.fit.history,
+    }
+    if args.test:
+        predictor = load(args.output_dir)
+        summary["test"] = predictor.evaluate(_load(args.test, args, "test"))
+        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items()))
+    print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from seqclf.predict import load
+
+    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
+    metrics = predictor.evaluate(_load(args.data, args, args.split))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from seqclf.predict import load
+
+    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
+    if args.file:
+        texts = _iter_texts(Path(args.file), args.text_column)
+    elif args.texts:
+        texts = iter(args.texts)
+    else:
+        raise ValueError("give texts to classify, or --file FILE")
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        writer = csv.writer(out)
+        writer.writerow(["label", *[f"p_{c}" for c in predictor.classes], "text"])
+        shown = _Tee(texts)
+        for probs in predictor.iter_predict_proba(shown):
+            for p in probs:
+                text = shown.seen.popleft()
+                label = predictor.classes[int(p.argmax())]
+                writer.writerow([label, *[f"{x:.4f}" for x in p], text[:80]])
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+class _Tee:
+    """Pass texts through while remembering the ones not yet printed (for the text column)."""
+
+    def __init__(self, texts):
+        self._texts = iter(texts)
+        self.seen: deque[str] = deque()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        text = next(self._texts)
+        self.seen.append(text)
+        return text
+
+
+def _iter_texts(path: Path, text_column: str):
+    """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line)."""
+    from seqclf.data.sources import TABLE_FORMATS, read_texts
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix.lower() in TABLE_FORMATS:
+        return read_texts(path, text_column)
+    return (line.rstrip("\n") for line in open(path, encoding="utf-8"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqclf", description="Train, evaluate and use text classifiers (JAX/Flax)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "train",
+        help="train a classifier on your data",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--train",
+        required=True,
+        help="CSV/TSV/JSONL file, class-per-folder directory, or a TFDS dataset name",
+    )
+    p.add_argument("--valid", help="validation data (default: 10%% of --train)")
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        help="share of --train held out when --valid is not given",
+    )
+    p.add_argument("--test", help="test data, evaluated once at the end with the best checkpoint")
+    p.add_argument("--output-dir", required=True, help="checkpoints, metrics and curves go here")
+    add_data_options(p)
+    add_model_options(p, ClassifierConfig())
+    add_training_options(p, TrainConfig())
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy of a trained model on labelled data")
+    p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
+    p.add_argument("--data", required=True, help="labelled data (file, folder or TFDS name)")
+    p.add_argument("--split", default="test", help="TFDS split (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64)
+    add_data_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify texts with a trained model")
+    p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
+    p.add_argument("texts", nargs="*", help="texts to classify")
+    p.add_argument("--file", help="a text file (one text per line) or a CSV/TSV/JSONL file")
+    p.add_argument("--text-column", default="text", help="text column of a table --file")
+    p.add_argument("--output", help="write CSV here instead of standard output")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``seqclf`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    quiet_libraries()
+    try:
+        return args.func(args, argv)
+    except (ValueError, FileNotFoundError, RuntimeError, TrainingDiverged) as err:
+        print(f"seqclf {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nseqclf {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
