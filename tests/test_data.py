@@ -199,6 +199,16 @@ def test_tsv_and_jsonl_with_integer_labels(tmp_path):
     assert ds.texts == ["good", "bad", ""]
     same = load_table(tmp_path / "data.jsonl", format="jsonl")
     assert same.texts == ds.texts
+    array = tmp_path / "data.json"  # a .json file may also hold one array of objects
+    array.write_text(json.dumps(rows), "utf-8")
+    assert load_table(array) == ds
+
+
+def test_csv_with_bom_and_windows_line_endings(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text,label\r\nnaïve,b\r\nok,a\r\n".encode("utf-8-sig"))
+    ds = load_table(path)
+    assert ds.texts == ["naïve", "ok"] and ds.classes == ["a", "b"] and ds.labels.tolist() == [1, 0]
 
 
 def test_misnamed_column_lists_the_columns(tmp_path):
@@ -293,6 +303,8 @@ def test_load_any_dispatches(tmp_path, imdb_data_dir):
     assert load_any(str(table)).classes == ["x"]
     with pytest.raises(FileNotFoundError):
         load_any(tmp_path / "missing.csv")
+    with pytest.raises(UnknownDatasetError, match="no file or folder 'imdb_reviewz'"):
+        load_any("imdb_reviewz", data_dir=imdb_data_dir)
     ds = load_any("imdb_reviews", split="test[:20]", data_dir=imdb_data_dir, classes=["pos", "neg"])
     assert len(ds) == 20 and ds.classes == ["pos", "neg"]
     plain = load_tfds("imdb_reviews", split="test[:20]", data_dir=imdb_data_dir)
