@@ -326,6 +326,15 @@ def test_load_tfds_slice_of_shared_imdb(imdb_data_dir):
     assert len(ids) == 200 and all(len(x) > 0 for x in ids)
 
 
+def test_tfds_record_parsing_matches_tfds_decoding(imdb_data_dir):
+    from seqclf.data.sources import _read_decoded, _read_records
+
+    args = ("imdb_reviews", "test[:150]+train[-50:]", str(imdb_data_dir), "text", "label")
+    fast = _read_records(*args)
+    assert fast is not None and len(fast[0]) == 200
+    assert fast == _read_decoded(*args)
+
+
 def test_tfds_errors(tmp_path, imdb_data_dir, monkeypatch):
     with pytest.raises(UnknownDatasetError, match="'imdb_reviewz'.*did you mean 'imdb_reviews'"):
         load_tfds("imdb_reviewz", data_dir=imdb_data_dir)
