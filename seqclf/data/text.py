@@ -86,17 +86,16 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(_strip_apostrophes(standardize(text)))
 
 
-def _as_str(text: Any, index: int) -> str:
+def _as_str(text: Any, index: int | None) -> str:
     if isinstance(text, str):
         return text
+    name = "text" if index is None else f"text {index}"
     if isinstance(text, (bytes, bytearray, memoryview)):
         try:
             return bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise ValueError(
-                f"text {index} is not valid UTF-8 ({e.reason} at byte {e.start})"
-            ) from None
-    raise TypeError(f"text {index} must be str or bytes, got {type(text).__name__}")
+            raise ValueError(f"{name} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    raise TypeError(f"{name} must be str or bytes, got {type(text).__name__}")
 
 
 def _as_strs(texts: Iterable[Any]) -> list[str]:
@@ -316,7 +315,7 @@ class Vocabulary:
     def encode(self, text: str | bytes) -> np.ndarray:
         """Token ids of one document: int32 (T,), T = number of tokens (0 for an empty text)."""
         get = self._index.get
-        tokens = tokenize(_as_str(text, 0))
+        tokens = tokenize(_as_str(text, None))
         return np.fromiter((get(w, OOV) for w in tokens), dtype=np.int32, count=len(tokens))
 
     def encode_batch(self, texts: Iterable[str | bytes]) -> list[np.ndarray]:
