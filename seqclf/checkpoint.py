@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
@@ -175,8 +176,8 @@ def _check_readable(directory: Path) -> None:
 
 
 def _check_shapes(target: Any, restored: Any, where: Path) -> None:
-    want = jax.tree_util.tree_map(lambda x: tuple(x.shape), target)
-    got = jax.tree_util.tree_map(lambda x: tuple(x.shape), restored)
+    want = jax.tree_util.tree_map(np.shape, target)
+    got = jax.tree_util.tree_map(np.shape, restored)
     if want != got:
         raise CheckpointError(
             f"checkpoint {where} does not fit this model: parameter shapes differ "

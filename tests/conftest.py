@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def imdb_data_dir() -> Path:
     """The shared prepared TFDS data_dir (``../shared/tensorflow_datasets`` beside the repo)."""
     path = Path(__file__).resolve().parents[1].parent / "shared" / "tensorflow_datasets"

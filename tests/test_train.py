@@ -1,0 +1,186 @@
+"""End to end on a small slice of the shared IMDB copy: fit, checkpoints, resume, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import seqclf
+from seqclf import train as train_module
+from seqclf.metrics import confusion_matrix, macro_f1
+
+SMALL_MODEL = dict(embed_dim=32, conv_filters=(), hidden_size=32, reduce="max", embed_dropout=0.1)
+SMALL_TRAINING = dict(
+    epochs=3,
+    batch_size=32,
+    max_len=128,
+    max_words=5000,
+    num_buckets=1,
+    learning_rate=5e-3,
+    patience=0,
+    log_every=5,
+)
+
+
+@pytest.fixture(scope="module")
+def imdb_slices(imdb_data_dir):
+    train = seqclf.load_tfds(split="train[:2000]", data_dir=imdb_data_dir)
+    test = seqclf.load_tfds(split="test[:500]", data_dir=imdb_data_dir)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def trained(imdb_slices, tmp_path_factory):
+    train, _ = imdb_slices
+    out = tmp_path_factory.mktemp("imdb_run")
+    run = seqclf.train_text_classifier(
+        train,
+        out,
+        model_options=SMALL_MODEL,
+        train_config=seqclf.TrainConfig(**SMALL_TRAINING),
+        progress=False,
+    )
+    return run, out
+
+
+def test_tiny_fit_beats_chance_clearly(trained, imdb_slices):
+    run, out = trained
+    _, test = imdb_slices
+    assert run.fit.stopped_by == "completed"
+    assert [h["epoch"] for h in run.fit.history] == [1, 2, 3]
+    # The training loss falls and the model does far better than chance (0.5) on unseen test data.
+    assert run.fit.history[-1]["train_loss"] < run.fit.history[0]["train_loss"]
+    metrics = seqclf.load(out).evaluate(test)
+    assert metrics["accuracy"] > 0.65, metrics
+    # What a run leaves behind: a metrics log with one line per epoch and the curves.
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+    assert (out / "training_curves.png").stat().st_size > 1000
+
+
+def test_best_and_latest_checkpoints_are_kept(trained):
+    run, out = trained
+    store = seqclf.CheckpointStore(out, create=False)
+    best = max(run.fit.history, key=lambda h: h["val_accuracy"])
+    assert store.best_step() == best["step"]
+    assert store.latest_step() == run.fit.history[-1]["step"]
+    assert set(store.all_steps()) == {best["step"], run.fit.history[-1]["step"]}
+
+
+def test_restore_in_a_new_process_gives_identical_predictions(trained, tmp_path):
+    _, out = trained
+    texts = ["a moving, beautiful film", "dull and far too long", "", "not bad at all"]
+    here = seqclf.load(out).predict_proba(texts)
+    script = (
+        "import sys, json, numpy as np, seqclf\n"
+        "p = seqclf.load(sys.argv[1])\n"
+        "np.save(sys.argv[2], p.predict_proba(json.loads(sys.argv[3])))\n"
+        "print(json.dumps(p.classes))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out), str(tmp_path / "p.npy"), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["neg", "pos"]
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), here)
+
+
+def test_predictor_contract(trained):
+    _, out = trained
+    predictor = seqclf.load(out)
+    assert predictor.classes == ["neg", "pos"]
+    probs = predictor.predict_proba(["great", "awful", "fine"])
+    assert probs.shape == (3, 2) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    labels = predictor.predict(["great", "awful", "fine"])
+    assert labels == [predictor.classes[i] for i in probs.argmax(axis=1)]
+    # Batch size and streaming do not change a result.
+    many = ["good movie"] * 70 + ["bad movie"] * 3
+    np.testing.assert_allclose(
+        predictor.predict_proba(many, batch_size=7), predictor.predict_proba(many), atol=1e-6
+    )
+
+
+def test_a_second_run_in_the_same_directory_needs_resume(trained, imdb_slices):
+    _, out = trained
+    train, _ = imdb_slices
+    with pytest.raises(seqclf.CheckpointError, match="pass --resume"):
+        seqclf.train_text_classifier(train, out, model_options=SMALL_MODEL, progress=False)
+
+
+def _interrupt_after(monkeypatch, calls: int) -> None:
+    """Send SIGINT to this process during the ``calls``-th training step."""
+    real_step = train_module.train_step
+    count = {"n": 0}
+
+    def step(state, batch):
+        count["n"] += 1
+        if count["n"] == calls:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(state, batch)
+
+    monkeypatch.setattr(train_module, "train_step", step)
+
+
+def _params(out: Path):
+    store = seqclf.CheckpointStore(out, create=False)
+    return store.restore_params(store.latest_step())
+
+
+def test_interrupted_run_resumes_from_the_right_step_and_ends_identical(
+    imdb_slices, tmp_path, monkeypatch
+):
+    train, _ = imdb_slices
+    data = train.subset(np.arange(400))
+    config = seqclf.TrainConfig(**{**SMALL_TRAINING, "epochs": 2, "save_every": 4})
+    steps_per_epoch = 12  # 360 training examples (10% held out) / 32, rounded up
+
+    full = seqclf.train_text_classifier(
+        data, tmp_path / "full", model_options=SMALL_MODEL, train_config=config, progress=False
+    )
+    assert int(full.fit.state.step) == 2 * steps_per_epoch
+
+    _interrupt_after(monkeypatch, 18)  # in epoch 2, after its checkpoint at batch 4 (step 16)
+    cut = seqclf.train_text_classifier(
+        data, tmp_path / "cut", model_options=SMALL_MODEL, train_config=config, progress=False
+    )
+    assert cut.fit.stopped_by == "SIGINT"
+    assert int(cut.fit.state.step) == 18
+    assert seqclf.CheckpointStore(tmp_path / "cut", create=False).latest_step() == 16
+    monkeypatch.undo()
+
+    resumed = seqclf.train_text_classifier(
+        data,
+        tmp_path / "cut",
+        model_options=SMALL_MODEL,
+        train_config=config,
+        resume=True,
+        progress=False,
+    )
+    assert resumed.fit.stopped_by == "completed"
+    assert int(resumed.fit.state.step) == 2 * steps_per_epoch
+    assert [h["epoch"] for h in resumed.fit.history] == [1, 2]
+    for a, b in zip(
+        jax.tree_util.tree_leaves(_params(tmp_path / "full")),
+        jax.tree_util.tree_leaves(_params(tmp_path / "cut")),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)  # bitwise on CPU
+
+
+def test_macro_f1_of_a_known_confusion_matrix():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    preds = np.array([0, 1, 1, 1, 2, 0])
+    matrix = confusion_matrix(labels, preds, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    # F1 per class: 0.5, 0.8, 2/3.
+    assert macro_f1(matrix) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
