@@ -140,15 +140,26 @@ def rnn_recurrence(
 # ---------------------------------------------------------------------------------------------
 
 
+def _lstm_activations(z: jax.Array) -> jax.Array:
+    """(B, 4H) pre-activations to (σ(i), σ(f), tanh(g), σ(o)) in one elementwise pass.
+
+    tanh(x) = 2σ(2x) - 1, so all four gates are ``a * σ(a * z) - (a - 1)`` with a = 2 on the g
+    block and 1 elsewhere: one kernel writes the whole (B, 4H) block, with no concatenate.
+    """
+    hidden = z.shape[-1] // 4
+    a = jnp.ones((4, hidden), z.dtype).at[2].set(2.0).reshape(-1)
+    return a * jax.nn.sigmoid(a * z) - (a - 1.0)
+
+
 def _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll, save):
     def step(carry, inputs):
         h, c = carry
         xw_t, m_t = inputs
-        z_i, z_f, z_g, z_o = jnp.split(xw_t + h @ w_hh + b_hh, 4, axis=-1)
-        i, f, g, o = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jnp.tanh(z_g), jax.nn.sigmoid(z_o)
+        acts = _lstm_activations(xw_t + h @ w_hh + b_hh)
+        i, f, g, o = jnp.split(acts, 4, axis=-1)
         c_new = _hold(m_t, f * c + i * g, c)
         h_new = _hold(m_t, o * jnp.tanh(c_new), h)
-        saved = (h_new, c_new, jnp.concatenate([i, f, g, o], axis=-1)) if save else h_new
+        saved = (h_new, c_new, acts) if save else h_new
         return (h_new, c_new), saved
 
     (h, c), saved = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
@@ -330,27 +341,36 @@ def gru_recurrence(
 # ---------------------------------------------------------------------------------------------
 
 
-def _project(xs: jax.Array, w_ih: jax.Array, b_ih: jax.Array) -> jax.Array:
-    """(B, T, F) -> (T, B, G*H): time-major ``x @ w_ih + b_ih`` as one (T*B, F) x (F, G*H) matmul.
+def _project(xs: jax.Array, w_ih: jax.Array) -> jax.Array:
+    """(B, T, F) -> (T, B, G*H): time-major ``x @ w_ih`` as one (T*B, F) x (F, G*H) matmul.
 
     The (small) input is transposed first so that the matmul is a plain row-major one, which
     XLA:CPU runs much faster than a dot that writes a transposed output.
     """
     b, t, f = xs.shape
     x_tm = jnp.swapaxes(xs, 0, 1).reshape(t * b, f)
-    return (x_tm @ w_ih + b_ih).reshape(t, b, -1)
+    return (x_tm @ w_ih).reshape(t, b, -1)
 
 
-def _layer(recurrence, params, xs, lengths, reverse, state, unroll, remat):
-    """Shared driver: projection, masking, direction, and the recurrence (optionally remat)."""
+def _layer(recurrence, params, xs, lengths, reverse, state, unroll, remat, fold_bias):
+    """Shared driver: projection, masking, direction, and the recurrence (optionally remat).
+
+    With ``fold_bias`` (simple RNN, LSTM: both biases add to the same pre-activation) ``b_ih``
+    joins ``b_hh`` inside the loop's elementwise kernel instead of costing a pass over the
+    (T, B, G*H) projection; the GRU's ``b_in`` sits outside the reset gate, so it cannot.
+    """
 
     def run(params, xs, state):
         steps = xs.shape[1]
         if reverse:
             xs = reverse_padded(xs, lengths)
-        xw = _project(xs, params["w_ih"], params["b_ih"])
+        xw = _project(xs, params["w_ih"])
+        if fold_bias:
+            bias = params["b_ih"] + params["b_hh"]
+        else:
+            xw, bias = xw + params["b_ih"], params["b_hh"]
         mask = None if lengths is None else sequence_mask(lengths, steps).T[:, :, None]
-        ys, *final = recurrence(params["w_hh"], params["b_hh"], xw, mask, *state, unroll)
+        ys, *final = recurrence(params["w_hh"], bias, xw, mask, *state, unroll)
         ys = jnp.swapaxes(ys, 0, 1).astype(xs.dtype)  # back to (B, T, H)
         if reverse:
             ys = reverse_padded(ys, lengths)
@@ -389,7 +409,7 @@ def simple_rnn_fused(
     """
     _check_inputs("simple_rnn_fused", params, xs, lengths)
     h0 = _zeros(xs, params) if initial_state is None else initial_state
-    ys, (h,) = _layer(rnn_recurrence, params, xs, lengths, reverse, (h0,), unroll, remat)
+    ys, (h,) = _layer(rnn_recurrence, params, xs, lengths, reverse, (h0,), unroll, remat, True)
     return ys, h
 
 
@@ -422,7 +442,9 @@ def lstm_fused(
     _check_inputs("lstm_fused", params, xs, lengths)
     if initial_state is None:
         initial_state = (_zeros(xs, params), _zeros(xs, params))
-    ys, (h, c) = _layer(lstm_recurrence, params, xs, lengths, reverse, initial_state, unroll, remat)
+    ys, (h, c) = _layer(
+        lstm_recurrence, params, xs, lengths, reverse, initial_state, unroll, remat, True
+    )
     return ys, (h, c)
 
 
@@ -454,7 +476,7 @@ def gru_fused(
     """
     _check_inputs("gru_fused", params, xs, lengths)
     h0 = _zeros(xs, params) if initial_state is None else initial_state
-    ys, (h,) = _layer(gru_recurrence, params, xs, lengths, reverse, (h0,), unroll, remat)
+    ys, (h,) = _layer(gru_recurrence, params, xs, lengths, reverse, (h0,), unroll, remat, False)
     return ys, h
 
 
