@@ -1,0 +1,543 @@
+"""seqclf.ops against the float64 references in ``reference.py``: values, gradients, padding
+invariance, jit/grad/vmap, shapes and errors."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference as ref
+from jax.test_util import check_grads
+
+from seqclf import ops
+
+KINDS = ("rnn", "lstm", "gru")
+TOL = 1e-5
+
+
+def _key(seed: int) -> jax.Array:
+    return jax.random.key(seed)
+
+
+def _np(tree):
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def _close(actual, expected, tol: float = TOL) -> None:
+    """Every leaf of ``actual`` within ``tol`` (absolute) of ``expected``."""
+    flat_a, tree_a = jax.tree_util.tree_flatten(_np(actual))
+    flat_e, tree_e = jax.tree_util.tree_flatten(_np(expected))
+    assert tree_a == tree_e
+    for a, e in zip(flat_a, flat_e, strict=True):
+        assert a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=0, atol=tol)
+
+
+def _params(kind: str, features: int, hidden: int, seed: int = 0, dtype=jnp.float32):
+    """Like ``ops.init_params`` (uniform in ±1/√H) but drawn with NumPy: ``jax.random`` would
+    compile once per shape, and compilations are most of this file's run time."""
+    rng = np.random.default_rng(seed)
+    g = ops.GATES[kind] * hidden
+    shapes = {"w_ih": (features, g), "w_hh": (hidden, g), "b_ih": (g,), "b_hh": (g,)}
+    bound = 1 / np.sqrt(hidden)
+    return {k: jnp.asarray(rng.uniform(-bound, bound, s), dtype) for k, s in shapes.items()}
+
+
+def _initial_state(kind: str, rng: np.random.Generator, batch: int, hidden: int):
+    def draw():
+        return rng.normal(size=(batch, hidden)).astype(np.float32)
+
+    return (draw(), draw()) if kind == "lstm" else draw()
+
+
+def _batch(rng: np.random.Generator, lengths, total: int, features: int, pad=None):
+    """(B, total, F) float32 with random values; the padded steps hold ``pad`` (random if None)."""
+    xs = rng.normal(size=(len(lengths), total, features)).astype(np.float32)
+    if pad is not None:
+        for b, n in enumerate(lengths):
+            xs[b, n:] = pad
+    return xs
+
+
+# ---------------------------------------------------------------------------------------------
+# Recurrences against the reference
+# ---------------------------------------------------------------------------------------------
+
+# (batch, time, features, hidden, lengths or None)
+SHAPES = [
+    (3, 7, 5, 4, [7, 0, 1]),
+    (2, 1, 3, 6, [1, 0]),
+    (4, 6, 2, 3, None),
+]
+# (reverse, with initial_state, unroll): each is checked against the reference.
+VARIANTS = [(False, False, 1), (True, True, 1), (False, True, 3), (True, False, 8)]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _variants(kind: str, params, xs, lengths, h0):
+    """All VARIANTS in one compiled function, to keep the number of compilations small."""
+    run = ops.RECURRENCES[kind]
+    return [
+        run(params, xs, lengths, reverse=rev, initial_state=h0 if init else None, unroll=unroll)
+        for rev, init, unroll in VARIANTS
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:4])))
+def test_recurrence_matches_reference(kind: str, shape) -> None:
+    """Forward and reverse, with and without h0, unroll 1/3/8, odd lengths, 0 and 1."""
+    batch, steps, features, hidden, lengths = shape
+    rng = np.random.default_rng(steps)
+    params = _params(kind, features, hidden, steps)
+    xs = rng.normal(size=(batch, steps, features)).astype(np.float32)
+    h0 = _initial_state(kind, rng, batch, hidden)
+    lens = None if lengths is None else jnp.asarray(lengths)
+    results = _variants(kind, params, jnp.asarray(xs), lens, h0)
+    for (reverse, init, _), (ys, state) in zip(VARIANTS, results, strict=True):
+        ref_ys, ref_state = ref.recurrence(
+            kind, params, xs, lengths, reverse=reverse, initial_state=h0 if init else None
+        )
+        assert ys.dtype == jnp.float32
+        _close(ys, ref_ys)
+        _close(state, ref_state)
+
+
+def test_eager_matches_reference() -> None:
+    """The un-jitted call path, once."""
+    rng = np.random.default_rng(0)
+    params = _params("lstm", 2, 3)
+    xs = rng.normal(size=(2, 5, 2)).astype(np.float32)
+    ys, state = ops.lstm(params, jnp.asarray(xs), jnp.array([5, 2]), reverse=True)
+    ref_ys, ref_state = ref.recurrence("lstm", params, xs, [5, 2], reverse=True)
+    _close(ys, ref_ys)
+    _close(state, ref_state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv1D and max pooling against the reference
+# ---------------------------------------------------------------------------------------------
+
+# (kernel size, stride, dilation)
+CONV_CASES = [(1, 1, 1), (3, 1, 1), (3, 2, 1), (4, 3, 1), (3, 1, 2), (2, 2, 3)]
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "k{}s{}d{}".format(*c))
+def test_conv1d_matches_reference(padding: str, case) -> None:
+    size, stride, dilation = case
+    rng = np.random.default_rng(size * 10 + stride)
+    kernel = rng.normal(size=(size, 3, 2)).astype(np.float32)
+    bias = rng.normal(size=(2,)).astype(np.float32)
+    for steps in (9, 4, 1):
+        x = rng.normal(size=(2, steps, 3)).astype(np.float32)
+        for b in (None, bias):
+            y = ops.conv1d(
+                jnp.asarray(x),
+                jnp.asarray(kernel),
+                None if b is None else jnp.asarray(b),
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+            )
+            expected = ref.conv1d(x, kernel, b, stride=stride, padding=padding, dilation=dilation)
+            _close(y, expected)
+            lengths = ops.output_lengths(
+                jnp.array([steps]), size, stride=stride, padding=padding, dilation=dilation
+            )
+            assert int(lengths[0]) == y.shape[1]
+
+
+# (size, stride or None)
+POOL_CASES = [(2, None), (3, None), (3, 1), (2, 3), (4, 2), (1, None)]
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "p{}s{}".format(*c))
+def test_max_pool1d_matches_reference(padding: str, case) -> None:
+    size, stride = case
+    rng = np.random.default_rng(size * 10 + (stride or 0))
+    x = rng.normal(size=(4, 9, 3)).astype(np.float32)
+    lengths = [9, 4, 1, 0]
+    _close(
+        ops.max_pool1d(jnp.asarray(x), size, stride, padding),
+        ref.max_pool1d(x, size, stride, padding),
+    )
+    y = ops.max_pool1d(jnp.asarray(x), size, stride, padding, lengths=jnp.asarray(lengths))
+    _close(y, ref.max_pool1d(x, size, stride, padding, lengths=lengths))
+
+
+def test_mask_padding_and_output_lengths() -> None:
+    x = jnp.ones((3, 4, 2))
+    masked = ops.mask_padding(x, jnp.array([4, 1, 0]), value=-2.0)
+    np.testing.assert_array_equal(masked[:, :, 0], [[1, 1, 1, 1], [1, -2, -2, -2], [-2] * 4])
+    assert ops.mask_padding(x, None) is x
+    lengths = jnp.array([0, 1, 2, 5, 9, 10])
+    for size, stride, padding, dilation in [
+        (3, 1, "VALID", 1),
+        (3, 2, "SAME", 1),
+        (2, 3, "VALID", 2),
+    ]:
+        expected = [
+            ref.conv_output_length(int(n), size, stride, padding, dilation) for n in lengths
+        ]
+        got = ops.output_lengths(lengths, size, stride=stride, padding=padding, dilation=dilation)
+        np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradients, in float64
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recurrence_gradients(kind: str) -> None:
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        params = _params(kind, 3, 4, 3, jnp.float64)
+        xs = jnp.asarray(rng.normal(size=(3, 5, 3)))
+        h0 = jax.tree_util.tree_map(jnp.asarray, _initial_state(kind, rng, 3, 4))
+        h0 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), h0)
+        lengths = jnp.array([5, 0, 3])
+
+        def run(params, xs, h0):
+            fn = ops.RECURRENCES[kind]
+            forward = fn(params, xs, lengths, initial_state=h0)
+            backward = fn(params, xs, lengths, reverse=True, initial_state=h0)
+            return forward, backward
+
+        check_grads(jax.jit(run), (params, xs, h0), order=1, modes=("rev",))
+
+
+def test_conv_and_pool_gradients() -> None:
+    rng = np.random.default_rng(4)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, 7, 3)))
+        kernel = jnp.asarray(rng.normal(size=(3, 3, 2)))
+        bias = jnp.asarray(rng.normal(size=(2,)))
+        lengths = jnp.array([7, 4])
+
+        def conv(x, kernel, bias):
+            return ops.conv1d(x, kernel, bias, stride=2, padding="SAME", dilation=2)
+
+        check_grads(jax.jit(conv), (x, kernel, bias), order=1, modes=("rev",))
+        check_grads(
+            jax.jit(lambda x: ops.max_pool1d(x, 3, 2, "SAME")), (x,), order=1, modes=("rev",)
+        )
+        check_grads(
+            jax.jit(lambda x: ops.max_pool1d(x, 2, lengths=lengths)), (x,), order=1, modes=("rev",)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding invariance: a sequence's results do not depend on its padding or its neighbours.
+# ---------------------------------------------------------------------------------------------
+
+LENGTHS = [5, 1, 0, 3]
+
+
+def _batches(rng: np.random.Generator, seqs, totals=(5, 8)):
+    """The same sequences padded to each total length, in two orders, with random padding.
+
+    Yields ``(order, xs, lengths)``: row ``r`` of ``xs`` (B, total, F) holds ``seqs[order[r]]``.
+    """
+    for total in totals:
+        for order in (list(range(len(seqs))), [*range(1, len(seqs)), 0][::-1]):
+            xs = _batch(rng, [len(seqs[i]) for i in order], total, seqs[0].shape[-1])
+            for row, i in enumerate(order):
+                xs[row, : len(seqs[i])] = seqs[i]
+            yield order, jnp.asarray(xs), jnp.asarray([len(seqs[i]) for i in order])
+
+
+def _row(tree, row: int):
+    return jax.tree_util.tree_map(lambda a: np.asarray(a)[row], tree)
+
+
+def _check_invariance(results, lengths_of) -> None:
+    """``results``: ``(order, ys, state)`` per batching. Each sequence's outputs over its valid
+    steps and its final state agree across batchings, and its padded outputs are zero."""
+    first: dict[int, tuple] = {}
+    for order, ys, state in results:
+        for row, i in enumerate(order):
+            n = lengths_of[i]
+            got = (np.asarray(ys)[row, :n], _row(state, row))
+            assert not np.asarray(ys)[row, n:].any(), "padded outputs must be zero"
+            if i in first:
+                _close(got, first[i])
+            else:
+                first[i] = got
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _both_ways(kind: str, params, xs, lengths):
+    run = ops.RECURRENCES[kind]
+    return run(params, xs, lengths), run(params, xs, lengths, reverse=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recurrence_padding_invariance(kind: str) -> None:
+    """Forward and reverse; also against the reference, which sees each sequence alone."""
+    rng = np.random.default_rng(5)
+    params = _params(kind, 3, 4, 5)
+    seqs = [rng.normal(size=(n, 3)).astype(np.float32) for n in LENGTHS]
+    results = {False: [], True: []}
+    for order, xs, lengths in _batches(rng, seqs):
+        for reverse, (ys, state) in zip(
+            (False, True), _both_ways(kind, params, xs, lengths), strict=True
+        ):
+            results[reverse].append((order, ys, state))
+    for reverse in (False, True):
+        _check_invariance(results[reverse], LENGTHS)
+        order, ys, state = results[reverse][0]
+        for row, i in enumerate(order):
+            ref_ys, ref_state = ref.recurrence(kind, params, seqs[i][None], reverse=reverse)
+            _close(np.asarray(ys)[row, : LENGTHS[i]], ref_ys[0])
+            _close(_row(state, row), _row(ref_state, 0))
+
+
+def _stack_params(kind: str, features: int, hidden: int, num_layers: int, bidirectional: bool):
+    layers = []
+    for k in range(num_layers):
+        size = features if k == 0 else hidden * (2 if bidirectional else 1)
+        fwd = _params(kind, size, hidden, 2 * k)
+        bwd = _params(kind, size, hidden, 2 * k + 1)
+        layers.append((fwd, bwd) if bidirectional else fwd)
+    return layers
+
+
+def _reference_stack(kind: str, layers, xs, lengths, bidirectional: bool):
+    states = []
+    for layer in layers:
+        if bidirectional:
+            ys_f, s_f = ref.recurrence(kind, layer[0], xs, lengths)
+            ys_b, s_b = ref.recurrence(kind, layer[1], xs, lengths, reverse=True)
+            xs = np.concatenate([ys_f, ys_b], axis=-1)
+            states.append((s_f, s_b))
+        else:
+            xs, s = ref.recurrence(kind, layer, xs, lengths)
+            states.append(s)
+    return xs, states
+
+
+_stack = jax.jit(ops.recurrent_stack, static_argnums=0, static_argnames="bidirectional")
+
+
+@pytest.mark.parametrize(
+    "kind,bidirectional", [(k, True) for k in KINDS] + [("lstm", False)], ids=str
+)
+def test_recurrent_stack(kind: str, bidirectional: bool) -> None:
+    """Two stacked layers: against the reference, and padding-invariant."""
+    rng = np.random.default_rng(6)
+    layers = _stack_params(kind, 3, 4, 2, bidirectional)
+    seqs = [rng.normal(size=(n, 3)).astype(np.float32) for n in LENGTHS]
+    results = []
+    for order, xs, lengths in _batches(rng, seqs, totals=(5, 7)):
+        ys, states = _stack(kind, layers, xs, lengths, bidirectional=bidirectional)
+        assert ys.shape == (*xs.shape[:2], 8 if bidirectional else 4)
+        results.append((order, ys, states))
+    _check_invariance(results, LENGTHS)
+    order, ys, states = results[0]
+    lengths = [LENGTHS[i] for i in order]
+    xs = _batch(rng, lengths, 5, 3)
+    for row, i in enumerate(order):
+        xs[row, : lengths[row]] = seqs[i]
+    ref_ys, ref_states = _reference_stack(kind, layers, xs, lengths, bidirectional)
+    _close(ys, ref_ys)
+    _close(states, ref_states)
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_conv_pool_padding_invariance(padding: str) -> None:
+    """conv1d (after mask_padding) -> mask -> max_pool1d, lengths carried by output_lengths."""
+    rng = np.random.default_rng(7)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 2)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=(2,)), jnp.float32)
+    lengths_in = [9, 4, 1, 0, 6]
+    conv_kw = {"stride": 2, "padding": padding, "dilation": 2}
+
+    def model(x, lengths):
+        y = ops.conv1d(ops.mask_padding(x, lengths), kernel, bias, **conv_kw)
+        lengths = ops.output_lengths(lengths, 3, **conv_kw)
+        y = ops.max_pool1d(y, 2, 1, padding, lengths=lengths)
+        return y, ops.output_lengths(lengths, 2, stride=1, padding=padding)
+
+    def alone(seq):
+        x = jnp.asarray(seq)[None]
+        y = ops.conv1d(x, kernel, bias, **conv_kw)
+        return ops.max_pool1d(y, 2, 1, padding)[0]
+
+    seqs = [rng.normal(size=(n, 3)).astype(np.float32) for n in lengths_in]
+    expected = [alone(s) for s in seqs]
+    for order, xs, lengths in _batches(rng, seqs, totals=(9, 14)):
+        y, out_lengths = model(xs, lengths)
+        for row, i in enumerate(order):
+            n = int(out_lengths[row])
+            assert n == expected[i].shape[0]
+            _close(np.asarray(y)[row, :n], expected[i])
+            assert not np.asarray(y)[row, n:].any()
+
+
+# ---------------------------------------------------------------------------------------------
+# jit, grad and vmap compose with every op
+# ---------------------------------------------------------------------------------------------
+
+
+def _op_cases():
+    """name -> (function of (w, x, lengths) returning an array, w, x (B, T, F), lengths (B,))."""
+    rng = np.random.default_rng(8)
+    x = jnp.asarray(rng.normal(size=(3, 6, 2)), jnp.float32)
+    lengths = jnp.array([6, 2, 0])
+    cases = {}
+    for kind in KINDS:
+        params = _params(kind, 2, 3, 8)
+
+        def rec(p, x, lengths, kind=kind):
+            ys, state = ops.RECURRENCES[kind](p, x, lengths, reverse=True)
+            return ys.sum(axis=1) + ops.final_hidden(kind, state)
+
+        cases[kind] = (rec, params, x, lengths)
+    stack = _stack_params("gru", 2, 3, 1, True)
+    cases["stack"] = (
+        lambda p, x, lengths: ops.recurrent_stack("gru", p, x, lengths, bidirectional=True)[0],
+        stack,
+        x,
+        lengths,
+    )
+    kernel = jnp.asarray(rng.normal(size=(3, 2, 4)), jnp.float32)
+    cases["conv1d"] = (
+        lambda k, x, lengths: ops.conv1d(ops.mask_padding(x, lengths), k, padding="SAME"),
+        kernel,
+        x,
+        lengths,
+    )
+    cases["max_pool1d"] = (
+        lambda w, x, lengths: ops.max_pool1d(x * w, 2, lengths=lengths),
+        jnp.float32(1.5),
+        x,
+        lengths,
+    )
+    cases["reverse_padded"] = (
+        lambda w, x, lengths: ops.reverse_padded(x * w, lengths),
+        jnp.float32(0.5),
+        x,
+        lengths,
+    )
+    return cases
+
+
+OP_CASES = _op_cases()
+
+
+def _loss(fn):
+    def loss(w, x, lengths):
+        return jnp.sum(fn(w, x, lengths) ** 2)
+
+    return loss
+
+
+@pytest.mark.parametrize("name", sorted(OP_CASES))
+def test_jit_grad_vmap_compose(name: str) -> None:
+    fn, w, x, lengths = OP_CASES[name]
+    # jit: same values as the eager call.
+    jitted = jax.jit(fn)
+    _close(jitted(w, x, lengths), fn(w, x, lengths))
+    # grad (under jit): finite, and nothing reaches the padded input steps.
+    grad = jax.jit(jax.grad(_loss(fn), argnums=(0, 1)))
+    grads = grad(w, x, lengths)
+    assert all(np.isfinite(g).all() for g in jax.tree_util.tree_leaves(grads))
+    if name != "reverse_padded":  # which moves valid steps and leaves padding where it is
+        dx = np.asarray(grads[1])
+        for row, n in enumerate(np.asarray(lengths)):
+            assert not dx[row, n:].any()
+    # vmap over a new leading axis of inputs and lengths (batches of batches), values and
+    # per-example gradients, against a loop over the same jitted functions.
+    xs = jnp.stack([x, x[::-1] * 2.0])
+    lens = jnp.stack([lengths, lengths[::-1]])
+    values, vgrads = jax.jit(
+        jax.vmap(lambda w, x, n: (fn(w, x, n), grad(w, x, n)), in_axes=(None, 0, 0))
+    )(w, xs, lens)
+    loop = [(jitted(w, xs[i], lens[i]), grad(w, xs[i], lens[i])) for i in range(2)]
+    stack = functools.partial(jax.tree_util.tree_map, lambda *a: jnp.stack(a))
+    _close(values, stack(*[v for v, _ in loop]))
+    _close(vgrads, stack(*[g for _, g in loop]), tol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes and parameter counts
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,gates", [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_param_shapes_and_counts(kind: str, gates: int) -> None:
+    features, hidden = 5, 7
+    params = ops.init_params(_key(0), kind, features, hidden)
+    assert {k: v.shape for k, v in params.items()} == {
+        "w_ih": (features, gates * hidden),
+        "w_hh": (hidden, gates * hidden),
+        "b_ih": (gates * hidden,),
+        "b_hh": (gates * hidden,),
+    }
+    # PyTorch's count: G*H*(F + H) weights and 2*G*H biases (LSTM: 4H(F+H) + 8H).
+    count = sum(v.size for v in params.values())
+    assert count == gates * hidden * (features + hidden) + 2 * gates * hidden
+    bound = 1 / np.sqrt(hidden)
+    assert all(np.abs(v).max() <= bound for v in params.values())
+    assert all(v.dtype == jnp.float32 for v in params.values())
+    if kind == "gru":
+        bf16 = ops.init_params(_key(0), kind, features, hidden, dtype=jnp.bfloat16)
+        assert all(v.dtype == jnp.bfloat16 for v in bf16.values())
+    ys, state = ops.RECURRENCES[kind](params, jnp.ones((2, 4, features)))
+    assert ys.shape == (2, 4, hidden)
+    assert ops.final_hidden(kind, state).shape == (2, hidden)
+
+
+def test_conv_and_pool_shapes() -> None:
+    x = jnp.ones((2, 10, 3))
+    kernel = jnp.ones((3, 3, 8))
+    assert ops.conv1d(x, kernel).shape == (2, 8, 8)
+    assert ops.conv1d(x, kernel, padding="same").shape == (2, 10, 8)
+    assert ops.conv1d(x, kernel, padding="SAME", stride=3).shape == (2, 4, 8)
+    assert ops.conv1d(x, kernel, dilation=4).shape == (2, 2, 8)
+    assert ops.max_pool1d(x, 2).shape == (2, 5, 3)
+    assert ops.max_pool1d(x, 3).shape == (2, 3, 3)
+    assert ops.max_pool1d(x, 3, padding="SAME").shape == (2, 4, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_clear_errors() -> None:
+    params = _params("lstm", 5, 4)
+    with pytest.raises(ValueError, match="xs has 3 features but w_ih expects 5"):
+        ops.lstm(params, jnp.ones((2, 6, 3)))
+    with pytest.raises(ValueError, match=r"lengths must have shape \(batch,\) = \(2,\)"):
+        ops.lstm(params, jnp.ones((2, 6, 5)), jnp.ones((2, 1), int))
+    with pytest.raises(ValueError, match=r"lengths must have shape"):
+        ops.gru(_params("gru", 5, 4), jnp.ones((2, 6, 5)), jnp.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"xs must be \(batch, time, features\)"):
+        ops.simple_rnn(_params("rnn", 5, 4), jnp.ones((6, 5)))
+    with pytest.raises(
+        ValueError, match=r"kind must be one of \['gru', 'lstm', 'rnn'\], got 'cnn'"
+    ):
+        ops.init_params(_key(0), "cnn", 5, 4)
+    with pytest.raises(ValueError, match="must be positive"):
+        ops.init_params(_key(0), "gru", 0, 4)
+    x, kernel = jnp.ones((1, 6, 2)), jnp.ones((3, 2, 4))
+    for call in (
+        lambda: ops.conv1d(x, kernel, padding="causal"),
+        lambda: ops.max_pool1d(x, 2, padding="full"),
+        lambda: ops.output_lengths(jnp.array([3]), 2, padding="valid "),
+    ):
+        with pytest.raises(ValueError, match="padding must be 'VALID' or 'SAME', got"):
+            call()
+    with pytest.raises(ValueError, match=r"kernel must be \(K, C_in=2, C_out\)"):
+        ops.conv1d(x, jnp.ones((3, 5, 4)))
+    with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
+        ops.conv1d(x, kernel, stride=0)
+    with pytest.raises(ValueError, match="size and stride must be >= 1"):
+        ops.max_pool1d(x, 0)
