@@ -8,7 +8,9 @@ Layout of ``<output_dir>/checkpoints/<step>/``:
     meta/    JSON: model config, vocabulary, class names, data settings, training progress
 
 orbax writes each step into a temporary directory and renames it when complete, so a run killed
-while saving leaves the previous checkpoints intact and no half-written step is ever listed.
+while saving leaves the previous checkpoints intact and no half-written step is ever listed (the
+SIGKILL test in ``tests/test_reliability.py`` checks it). A step folder damaged afterwards (files
+deleted or truncated, e.g. by an interrupted copy) raises ``CheckpointError`` naming the folder.
 """
 
 from __future__ import annotations
@@ -100,10 +102,8 @@ class CheckpointStore:
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
         """The JSON metadata of ``step`` (default: the latest)."""
         step = self._step(step)
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
-            "meta"
-        ]
-        if meta.get("format") != FORMAT:
+        meta = self._restore(step, "meta", ocp.args.JsonRestore())
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise CheckpointError(
                 f"{self.directory / str(step)} is not a seqclf checkpoint "
                 f"(format {meta.get('format')!r}, expected {FORMAT!r})"
@@ -117,28 +117,49 @@ class CheckpointStore:
         vocabulary) raises ``CheckpointError`` saying which.
         """
         step = self._step(step)
+        where = self.directory / str(step)
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
         try:
-            restored = self.manager.restore(
+            state = self.manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-            )
-        except (ValueError, KeyError, TypeError) as err:
+            )["state"]
+        except Exception as err:  # orbax and TensorStore raise many kinds of errors
+            # Readable as saved (then it is another model's) or not readable at all (damaged)?
+            saved = self._restore(step, "state", ocp.args.StandardRestore())
+            difference = tree_difference(target, saved)
             raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} does not fit this model "
-                f"(different configuration or vocabulary?): {err}"
+                f"checkpoint {where} does not fit this model (another model configuration or "
+                f"vocabulary): {difference or _short(err)}"
             ) from err
-        state = restored["state"]
-        _check_shapes(target, state, self.directory / str(step))
+        difference = tree_difference(target, state)
+        if difference:
+            raise CheckpointError(
+                f"checkpoint {where} does not fit this model (another model configuration or "
+                f"vocabulary): {difference}"
+            )
         return state
 
     def restore_params(self, step: int | None = None) -> Any:
         """Only the parameters of ``step`` (default: the best), as saved: no model needed."""
         step = self.best_step() if step is None else step
         step = self._step(step)
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-        )
-        return restored["state"]["params"]
+        state = self._restore(step, "state", ocp.args.StandardRestore())
+        if not isinstance(state, dict) or "params" not in state:
+            raise CheckpointError(f"checkpoint {self.directory / str(step)} holds no parameters")
+        return state["params"]
+
+    def _restore(self, step: int, item: str, args: Any) -> Any:
+        """One item (``"state"`` or ``"meta"``) of ``step``; any failure to read it becomes a
+        ``CheckpointError`` that names the step folder."""
+        where = self.directory / str(step)
+        try:
+            return self.manager.restore(step, args=ocp.args.Composite(**{item: args}))[item]
+        except Exception as err:  # orbax and TensorStore raise many kinds of errors
+            raise CheckpointError(
+                f"checkpoint {where} is damaged or incomplete: its {item!r} part cannot be read "
+                f"({_short(err)}). Delete that folder to use an earlier checkpoint "
+                f"(steps here: {self.all_steps()})."
+            ) from err
 
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
@@ -154,11 +175,19 @@ class CheckpointStore:
         self.manager.close()
 
 
+def _short(err: BaseException, limit: int = 200) -> str:
+    """The first line of an error message, cut to ``limit`` characters."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_readable(directory: Path) -> None:
     """Turn the ways a checkpoint directory can be wrong into one clear sentence each."""
     parent = directory.parent
     if not parent.exists():
         raise CheckpointError(f"checkpoint directory {parent} does not exist")
+    if not parent.is_dir():
+        raise CheckpointError(f"{parent} is a file, not a training run's output directory")
     if not directory.is_dir():
         raise CheckpointError(
             f"{parent} holds no checkpoints (expected a '{CHECKPOINTS_SUBDIR}/' folder; "
@@ -175,14 +204,35 @@ def _check_readable(directory: Path) -> None:
         raise CheckpointError(f"{directory} is empty: no checkpoint was saved there")
 
 
-def _check_shapes(target: Any, restored: Any, where: Path) -> None:
-    want = jax.tree_util.tree_map(np.shape, target)
-    got = jax.tree_util.tree_map(np.shape, restored)
-    if want != got:
-        raise CheckpointError(
-            f"checkpoint {where} does not fit this model: parameter shapes differ "
-            f"(different configuration or vocabulary)"
-        )
+def tree_difference(expected: Any, saved: Any, limit: int = 3) -> str:
+    """How the arrays of ``saved`` differ from ``expected`` in names and shapes ("" if they do not).
+
+    Only arrays are compared: optimizer-state containers (tuples vs the lists a checkpoint restores
+    without a target) count as equal.
+
+    Returns:
+      e.g. ``"params/embedding/embedding is (2000, 16) in the checkpoint, (3000, 16) here"``.
+    """
+
+    def shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+        flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+        return {
+            "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in p): (
+                tuple(np.shape(v))
+            )
+            for p, v in flat
+        }
+
+    want, got = shapes(expected), shapes(saved)
+    problems = [
+        f"{k} is {got[k]} in the checkpoint, {want[k]} here"
+        for k in want
+        if k in got and got[k] != want[k]
+    ]
+    problems += [f"{k} is missing from the checkpoint" for k in want if k not in got]
+    problems += [f"the checkpoint has {k}, this model does not" for k in got if k not in want]
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,7 +1,8 @@
 """Prediction from a checkpoint directory alone: ``seqclf.load(dir)`` → ``Predictor``.
 
 A predictor holds no mutable state after loading (a jit-compiled forward function, parameters and
-the vocabulary), so one instance can serve several threads at once.
+the vocabulary), so one instance can serve several threads at once, and gives each the same
+results as one thread would (tested).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqclf.checkpoint import CheckpointError, CheckpointStore
+from seqclf.checkpoint import CheckpointError, CheckpointStore, tree_difference
 from seqclf.data.batching import batches, pad_batch
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
@@ -24,6 +25,11 @@ from seqclf.metrics import classification_metrics
 from seqclf.model import ClassifierConfig, build_classifier
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
+_SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
+
+
+class EmptyTextWarning(UserWarning):
+    """Some texts had no words at all (empty, whitespace or punctuation only)."""
 
 
 class Predictor:
@@ -47,6 +53,8 @@ class Predictor:
         buckets: list[int],
         batch_size: int = 64,
     ):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
         if len(classes) != config.num_classes:
             raise CheckpointError(
                 f"the checkpoint names {len(classes)} classes but the model has "
@@ -74,15 +82,29 @@ class Predictor:
         """Stream (b, C) probability blocks, in input order, reading ``texts`` lazily.
 
         Only ``CHUNK_TEXTS`` texts are held at a time, so a file of any size can be scored.
+
+        Texts may be str or UTF-8 bytes; one that is neither, or bytes that are not UTF-8, raises
+        ValueError/TypeError naming its position. Texts with no words (empty, whitespace or
+        punctuation only) are still scored (the model's answer to an empty input) and, once the
+        stream ends, an ``EmptyTextWarning`` gives their number and first positions.
         """
-        batch_size = batch_size or self.batch_size
+        batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be an iterable of texts, not a single str or bytes")
         texts = iter(texts)
-        empty = 0
+        empty: list[int] = []
+        n_empty = 0
+        offset = 0
         while chunk := list(islice(texts, CHUNK_TEXTS)):
-            ids = self.vocabulary.encode_batch(chunk)
-            empty += sum(1 for x in ids if len(x) == 0)
+            ids = _encode(self.vocabulary, chunk, offset)
+            for i, x in enumerate(ids):
+                if len(x) == 0:
+                    n_empty += 1
+                    if len(empty) < _SHOWN_POSITIONS:
+                        empty.append(offset + i)
+            offset += len(chunk)
             stream = batches(
                 ids,
                 None,
@@ -97,10 +119,13 @@ class Predictor:
                     self._params, jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
                 )
                 yield np.asarray(probs)[:n_real]
-        if empty:
+        if n_empty:
+            more = ", ..." if n_empty > len(empty) else ""
             warnings.warn(
-                f"{empty} text(s) had no known words (empty or whitespace only); their "
-                "predictions reflect only what the model learned about empty input",
+                f"{n_empty} of {offset} texts have no words (empty, whitespace or punctuation "
+                f"only), at position(s) {', '.join(map(str, empty))}{more}; they were still "
+                "classified, as the model classifies an empty text",
+                EmptyTextWarning,
                 stacklevel=2,
             )
 
@@ -128,14 +153,20 @@ class Predictor:
         """
         if len(dataset) == 0:
             raise ValueError("the evaluation dataset is empty")
-        unknown = sorted(set(dataset.classes) - set(self.classes))
-        if unknown:
-            used = {dataset.classes[i] for i in np.unique(dataset.labels)}
-            unseen = [c for c in unknown if c in used]
-            if unseen:
-                raise ValueError(
-                    f"label(s) {unseen} were never seen in training; the model knows {self.classes}"
+        problems = []
+        for k, name in enumerate(dataset.classes):
+            if name in self.classes:
+                continue
+            where = np.flatnonzero(dataset.labels == k)
+            if where.size:
+                problems.append(
+                    f"label {name!r} ({where.size} example(s), the first at position {where[0]})"
                 )
+        if problems:
+            raise ValueError(
+                f"never seen in training: {'; '.join(problems)}; the model knows only "
+                f"{self.classes}"
+            )
         remap = np.array(
             [self.classes.index(c) if c in self.classes else -1 for c in dataset.classes]
         )
@@ -144,6 +175,28 @@ class Predictor:
         picked = probs[np.arange(len(labels)), labels]
         loss = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
         return classification_metrics(labels, probs, loss)
+
+
+def _encode(vocabulary: Vocabulary, texts: list[Any], offset: int) -> list[np.ndarray]:
+    """``vocabulary.encode_batch(texts)``; an error names the text's position in the whole stream
+    (``offset`` + its index here), not in this chunk."""
+    try:
+        return vocabulary.encode_batch(texts)
+    except (ValueError, TypeError):
+        for i, text in enumerate(texts):
+            if isinstance(text, str):
+                continue
+            if not isinstance(text, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"text {offset + i} must be str or bytes, got {type(text).__name__}"
+                ) from None
+            try:
+                bytes(text).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"text {offset + i} is not valid UTF-8 ({e.reason} at byte {e.start})"
+                ) from None
+        raise
 
 
 def load(checkpoint_dir: str | Path, step: int | None = None, batch_size: int = 64) -> Predictor:
@@ -195,9 +248,9 @@ def _check_params(config: ClassifierConfig, params: Any, where: Path) -> None:
     model = build_classifier(config)
     tokens = jnp.zeros((1, 8), jnp.int32)
     expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), tokens, jnp.ones(1, int)))
-    want = jax.tree_util.tree_map(lambda x: tuple(x.shape), expected["params"])
-    got = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), params)
-    if want != got:
+    difference = tree_difference(expected["params"], params)
+    if difference:
         raise CheckpointError(
-            f"{where}: saved parameters do not match the saved model configuration"
+            f"{where}: the saved parameters do not match the saved model configuration "
+            f"({difference})"
         )

@@ -14,6 +14,7 @@ from seqclf.data.sources import (
     load_folder,
     load_table,
     load_tfds,
+    read_texts,
     resolve_data_dir,
     train_validation_split,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "load_tfds",
     "num_batches",
     "pad_batch",
+    "read_texts",
     "resolve_data_dir",
     "standardize",
     "tokenize",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import itertools
 import json
 import math
 import os
@@ -227,12 +228,24 @@ def load_tfds(
             f"TFDS dataset {name!r} in {builder.data_dir} is prepared as {file_format}, which has "
             "no random access; prepare it again with file_format='array_record' in another data_dir"
         )
+    _check_split_not_empty(builder, name, split)
     read = _read_records(name, split, data_dir, text_key, label_key)
     if read is None:  # records that are not plain tf.train.Examples: let TFDS decode them
         read = _read_decoded(name, split, data_dir, text_key, label_key)
     texts, labels = read
     classes = list(builder.info.features[label_key].names)
     return TextDataset(texts, np.asarray(labels, dtype=np.int32), classes)
+
+
+def _check_split_not_empty(builder: Any, name: str, split: str) -> None:
+    """An empty split (``"train[:0]"``, ``"test[5:5]"``) is an error that says so; TFDS itself
+    fails on it with a message about file paths."""
+    try:
+        size = builder.info.splits[split].num_examples
+    except Exception:  # an unknown split or a bad slice: _open_source reports it
+        return
+    if size == 0:
+        raise ValueError(f"TFDS dataset {name!r}: split {split!r} is empty (0 examples)")
 
 
 def _open_source(name: str, split: str, data_dir: str | None, **kwargs: Any) -> Any:
@@ -331,7 +344,7 @@ def _missing_column(path: Path, what: str, column: str, columns: Sequence[str], 
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return (
         f"{path}{where}: no {what} column {column!r}{hint}; the columns are {list(columns)}. "
-        f"Pass {what}_column= to name it."
+        f"Pass {what}_column= (--{what}-column) to name it."
     )
 
 
@@ -385,6 +398,125 @@ def _table_rows(
             if column not in record:
                 raise ValueError(_missing_column(path, what, column, list(record), f": {where}"))
         yield where, record[text_column], record[label_column]
+
+
+def _table_format(path: Path, format: str | None) -> str:
+    """``"csv"``, ``"tsv"`` or ``"jsonl"``: ``format`` if given, else from the suffix."""
+    fmt = (format or TABLE_FORMATS.get(path.suffix.lower(), "")).lower()
+    if fmt not in ("csv", "tsv", "jsonl"):
+        raise ValueError(
+            f"{path}: cannot tell the table format from the suffix {path.suffix!r}; "
+            f"pass format='csv', 'tsv' or 'jsonl' (suffixes: {sorted(TABLE_FORMATS)})"
+        )
+    return fmt
+
+
+def utf8_lines(path: str | PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 file, read one line at a time, line endings kept.
+
+    A leading BOM is dropped; a line that is not valid UTF-8 raises ValueError naming the file and
+    the line when it is reached.
+    """
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(_UTF8_BOM):
+                raw = raw[len(_UTF8_BOM) :]
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}: line {n} is not valid UTF-8 ({e.reason})") from None
+
+
+def read_texts(
+    path: str | PathLike, text_column: str = "text", format: str | None = None
+) -> Iterator[str]:
+    """Streams the texts (no labels) of a CSV, TSV or JSON Lines file, for prediction.
+
+    Rows are read one at a time, so a file of any size can be scored with
+    ``Predictor.iter_predict_proba``. The format and (for CSV/TSV) the header are checked when
+    ``read_texts`` is called; a bad row (not UTF-8, too few fields, not a JSON object, no text
+    column, a text that is not a string) raises ValueError naming the file and the line when it is
+    reached. A ``.json`` file holding one JSON array is read whole.
+
+    Args:
+      path: the file; its suffix gives the format unless ``format`` is given.
+      text_column: the column (CSV/TSV header) or key (JSON) of the texts.
+      format: ``"csv"``, ``"tsv"`` or ``"jsonl"``.
+
+    Returns:
+      An iterator over the texts, in file order; it raises ValueError at its end if the file has
+      no rows.
+    """
+    path = Path(path)
+    fmt = _table_format(path, format)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    lines = utf8_lines(path)
+    if fmt == "jsonl":
+        return _json_texts(path, lines, text_column)
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    reader = csv.reader((line for _, line in lines), delimiter="," if fmt == "csv" else "\t")
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{path} is empty")
+    header = [h.strip() for h in header]
+    if text_column not in header:
+        raise ValueError(_missing_column(path, "text", text_column, header, ""))
+    return _csv_texts(path, reader, header.index(text_column), len(header))
+
+
+def _csv_texts(path: Path, reader: Any, column: int, width: int) -> Iterator[str]:
+    line = reader.line_num + 1
+    rows = 0
+    for row in reader:
+        where, line = f"line {line}", reader.line_num + 1
+        if not row:  # blank line
+            continue
+        if len(row) <= column:
+            raise ValueError(f"{path}: {where} has {len(row)} fields, the header {width}")
+        rows += 1
+        yield row[column]
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+
+
+def _json_texts(path: Path, lines: Iterator[tuple[int, str]], text_column: str) -> Iterator[str]:
+    first = next(((n, line) for n, line in lines if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{path} is empty")
+    records: Iterator[tuple[str, Any]]
+    if first[1].lstrip().startswith("["):  # one JSON array of objects: read it whole
+        try:
+            array = json.loads(_decode_file(path))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        records = ((f"item {i}", r) for i, r in enumerate(array))
+    else:
+        records = (
+            (f"line {n}", _parse_json_line(path, n, line))
+            for n, line in itertools.chain([first], lines)
+            if line.strip()
+        )
+    rows = 0
+    for where, record in records:
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: {where} is not a JSON object")
+        if text_column not in record:
+            raise ValueError(_missing_column(path, "text", text_column, list(record), f": {where}"))
+        text = record[text_column]
+        if not isinstance(text, str):
+            raise ValueError(f"{path}: {where}: text must be a string, got {text!r:.40}")
+        rows += 1
+        yield text
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+
+
+def _parse_json_line(path: Path, n: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: line {n} is not valid JSON: {e.msg}") from None
 
 
 def _label_name(value: Any) -> str | None:
@@ -457,12 +589,7 @@ def load_table(
       A ``TextDataset`` whose ``classes`` are strings.
     """
     path = Path(path)
-    fmt = (format or TABLE_FORMATS.get(path.suffix.lower(), "")).lower()
-    if fmt not in ("csv", "tsv", "jsonl"):
-        raise ValueError(
-            f"{path}: cannot tell the table format from the suffix {path.suffix!r}; "
-            f"pass format='csv', 'tsv' or 'jsonl' (suffixes: {sorted(TABLE_FORMATS)})"
-        )
+    fmt = _table_format(path, format)
     content = _decode_file(path)
     if not content.strip():
         raise ValueError(f"{path} is empty")

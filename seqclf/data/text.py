@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -56,6 +57,7 @@ _HASH_TABLE = np.frombuffer(
     np.random.default_rng(20261127).bytes(_HASH_POSITIONS * 256 * 8), dtype=np.uint64
 )
 _CHUNK = 2000  # texts per vectorized chunk: a few MB of temporaries
+_TABLE_LOCK = threading.Lock()  # building a vocabulary's hash table (once per vocabulary)
 
 
 def standardize(text: str) -> str:
@@ -332,7 +334,16 @@ class Vocabulary:
         return out
 
     def _hash_table(self) -> _HashTable | None:
-        """Token hash -> id for the words ``tokenize`` can produce; None if two of them collide."""
+        """Token hash -> id for the words ``tokenize`` can produce; None if two of them collide.
+
+        Built once, on first use, under a lock: a vocabulary may be shared by threads.
+        """
+        if self._table is not None or not self._fast:
+            return self._table
+        with _TABLE_LOCK:
+            return self._build_hash_table()
+
+    def _build_hash_table(self) -> _HashTable | None:
         if self._table is None and self._fast:
             ids = [i for i, w in enumerate(self._words) if i >= 2 and tokenize(w) == [w]]
             keys, _, _ = _hash_tokens(_to_bytes(" ".join(self._words[i] for i in ids)))
