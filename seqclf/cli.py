@@ -11,8 +11,9 @@ import dataclasses
 import json
 import shlex
 import sys
+import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,28 +290,34 @@ def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from seqclf.predict import load
+    """Streams predictions as CSV; texts with no words are classified and noted on stderr."""
+    from seqclf.predict import EmptyTextWarning, load
 
+    if not (args.file or args.texts):
+        raise ValueError("give texts to classify, or --file FILE")
     predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
     if args.file:
         texts = _iter_texts(Path(args.file), args.text_column)
-    elif args.texts:
-        texts = iter(args.texts)
     else:
-        raise ValueError("give texts to classify, or --file FILE")
+        texts = iter(args.texts)
     out = open(args.output, "w", newline="") if args.output else sys.stdout
     try:
         writer = csv.writer(out)
         writer.writerow(["label", *[f"p_{c}" for c in predictor.classes], "text"])
         shown = _Tee(texts)
-        for probs in predictor.iter_predict_proba(shown):
-            for p in probs:
-                text = shown.seen.popleft()
-                label = predictor.classes[int(p.argmax())]
-                writer.writerow([label, *[f"{x:.4f}" for x in p], text[:80]])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmptyTextWarning)
+            for probs in predictor.iter_predict_proba(shown):
+                for p in probs:
+                    text = shown.seen.popleft()
+                    label = predictor.classes[int(p.argmax())]
+                    writer.writerow([label, *[f"{x:.4f}" for x in p], text[:80]])
     finally:
         if out is not sys.stdout:
             out.close()
+    for w in caught:
+        kind = "note" if issubclass(w.category, EmptyTextWarning) else "warning"
+        print(f"seqclf predict: {kind}: {w.message}", file=sys.stderr)
     return 0
 
 
@@ -330,15 +337,16 @@ class _Tee:
         return text
 
 
-def _iter_texts(path: Path, text_column: str):
-    """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line)."""
-    from seqclf.data.sources import TABLE_FORMATS, read_texts
+def _iter_texts(path: Path, text_column: str) -> Iterator[str]:
+    """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line), read
+    lazily; a line that is not UTF-8 raises ValueError naming the file and line."""
+    from seqclf.data.sources import TABLE_FORMATS, read_texts, utf8_lines
 
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if path.suffix.lower() in TABLE_FORMATS:
         return read_texts(path, text_column)
-    return (line.rstrip("\n") for line in open(path, encoding="utf-8"))
+    return (line.rstrip("\r\n") for _, line in utf8_lines(path))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,11 +405,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     try:
         return args.func(args, argv)
-    except (ValueError, FileNotFoundError, RuntimeError, TrainingDiverged) as err:
+    except (ValueError, OSError, RuntimeError, TrainingDiverged) as err:
+        # Bad data, options or checkpoints (ValueError, CheckpointError), missing or unreadable
+        # files (OSError), a diverged run: one line, no traceback.
         print(f"seqclf {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\nseqclf {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
+        hint = ""
+        if args.command == "train":
+            hint = (
+                "; the checkpoints already saved are intact (a save cut short is never listed). "
+                f"Resume with: {resume_command('seqclf', argv)}"
+            )
+        print(f"\nseqclf {args.command}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
