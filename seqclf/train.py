@@ -12,6 +12,7 @@ import json
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -263,6 +264,7 @@ def train_epoch(
     on_step: Callable[[TrainState, int], None] | None = None,
     stop: _StopFlag | None = None,
     progress: bool = True,
+    running: list[float] | None = None,
 ) -> tuple[TrainState, dict[str, float], int]:
     """One pass over the shuffled training data (shuffle seeded by (seed, epoch)).
 
@@ -270,9 +272,16 @@ def train_epoch(
       skip_batches: batches of this epoch already done (resuming mid-epoch).
       on_step: called as ``on_step(state, batches_done_in_epoch)`` after every step (checkpoints).
       stop: when set (by a signal), return after the current step.
+      running: ``[loss sum, accuracy sum, steps]`` of the batches already done, updated in place
+        as losses are checked, so a checkpoint can save it and a resumed epoch reports the same
+        means as an uninterrupted one (sums in float64, one step at a time: independent of when
+        values are fetched).
 
     Returns:
       ``(state, {"train_loss", "train_accuracy"}, batches_done_in_epoch)``.
+
+    Raises:
+      TrainingDiverged: a loss was NaN or infinite (the message names the step).
     """
     stream = batches(
         token_ids,
@@ -295,25 +304,26 @@ def train_epoch(
     )
     pending: list[tuple[int, jax.Array]] = []  # per-step [loss, acc], fetched every log_every
     step = int(state.step)  # a host-side copy: reading state.step would wait for the device
-    sums = np.zeros(2)
-    seen = 0
+    running = [0.0, 0.0, 0] if running is None else running
     done = skip_batches
 
     def drain() -> None:
-        nonlocal sums, seen
         if not pending:
             return
-        values = np.asarray(jnp.stack([v for _, v in pending]))
+        values = np.asarray(jnp.stack([v for _, v in pending]), dtype=np.float64)
         for (step, _), (loss, _acc) in zip(pending, values, strict=True):
             if not np.isfinite(loss):
+                bar.close()
                 raise TrainingDiverged(
                     f"the training loss became {loss} at step {step} (epoch {epoch + 1}); "
                     "try a lower --learning-rate or a smaller --clip-norm"
                 )
-        sums += values.sum(axis=0)
-        seen += len(pending)
+        for loss, acc in values.tolist():
+            running[0] += loss
+            running[1] += acc
+        running[2] += len(pending)
         pending.clear()
-        bar.set_postfix(loss=f"{sums[0] / seen:.4f}", acc=f"{sums[1] / seen:.4f}")
+        bar.set_postfix(loss=f"{running[0] / running[2]:.4f}", acc=f"{running[1] / running[2]:.4f}")
 
     for i, batch in enumerate(stream):
         if i < skip_batches:
@@ -335,7 +345,8 @@ def train_epoch(
             break
     drain()
     bar.close()
-    metrics = {"train_loss": sums[0] / max(seen, 1), "train_accuracy": sums[1] / max(seen, 1)}
+    seen = max(running[2], 1)
+    metrics = {"train_loss": running[0] / seen, "train_accuracy": running[1] / seen}
     return state, metrics, done
 
 
@@ -376,8 +387,18 @@ def fit(
       resume_hint: the command that resumes this run, printed when it is interrupted.
 
     Returns:
-      A ``FitResult``. Raises ``TrainingDiverged`` on a NaN/inf loss (the last good checkpoint
-      stays).
+      A ``FitResult``.
+
+    Raises:
+      ValueError: an empty training or validation set.
+      TrainingDiverged: a NaN or infinite loss (or parameters) at some step; the message names
+        the step and the last good checkpoint, which stays as it was.
+
+    A ``batch_size`` larger than the training set warns and trains on the whole set each step
+    (the batch is padded with rows of weight 0, so the result is that of a batch of all the data,
+    as Keras does by using a smaller batch). SIGINT or SIGTERM finish the current step, keep the
+    checkpoints as they are and print how to resume; a resumed run ends with the same parameters
+    and history as an uninterrupted one (bitwise on CPU; ``seconds`` aside).
     """
     from seqclf.plotting import plot_history  # matplotlib only when training
 
@@ -387,18 +408,26 @@ def fit(
         raise ValueError("the training set is empty")
     if len(valid_ids) == 0:
         raise ValueError("the validation set is empty")
+    if config.batch_size > len(train_ids):
+        warnings.warn(
+            f"batch_size {config.batch_size} is larger than the training set "
+            f"({len(train_ids)} examples): every step uses all {len(train_ids)} of them",
+            stacklevel=2,
+        )
     steps_per_epoch = num_batches(len(train_ids), config.batch_size)
     example = next(batches(train_ids[:2], None, 2, max_len=config.max_len, buckets=config.buckets))
     state = create_train_state(model, config, config.epochs * steps_per_epoch, example)
 
     history: list[dict[str, Any]] = []
-    progress_state = {"epoch": 0, "batch": 0, "best_val_accuracy": -1.0, "bad_epochs": 0}
+    # running: [loss sum, accuracy sum, steps] of the epoch so far (see train_epoch).
+    fresh = {"epoch": 0, "batch": 0, "best_val_accuracy": -1.0, "bad_epochs": 0, "running": None}
+    progress_state = dict(fresh)
     if resume and store is not None and store.latest_step() is not None:
         target = {"params": state.params, "opt_state": state.opt_state, "step": state.step}
         restored = store.restore_state(target)
         state = state.replace(**restored)
         saved = store.restore_meta()
-        progress_state = saved["progress"]
+        progress_state = {**fresh, **saved["progress"]}
         history = saved.get("history", [])
         tqdm.write(
             f"Resuming from step {int(state.step)} (epoch {progress_state['epoch'] + 1}, "
@@ -413,6 +442,12 @@ def fit(
     def save(current: TrainState, val_accuracy: float | None) -> None:
         if store is None:
             return
+        leaves = jax.tree_util.tree_leaves(current.params)
+        if not all(np.isfinite(np.asarray(x)).all() for x in leaves):
+            raise TrainingDiverged(
+                f"the parameters became NaN or infinite by step {int(current.step)}; "
+                "try a lower --learning-rate or a smaller --clip-norm"
+            )
         store.save(
             int(current.step),
             {"params": current.params, "opt_state": current.opt_state, "step": current.step},
@@ -430,21 +465,37 @@ def fit(
             progress_state["batch"] = done
             save(current, None)
 
+    def diverged(err: TrainingDiverged) -> TrainingDiverged:
+        """``err`` with what became of the checkpoints."""
+        last = store.latest_step() if store is not None else None
+        kept = (
+            f"the last good checkpoint (step {last}) in {store.directory} is kept as it was"
+            if last is not None
+            else "no checkpoint had been saved yet"
+        )
+        return TrainingDiverged(f"{err}; {kept}")
+
     stopped_by = "completed"
     with _stop_on_signals() as stop:
         for epoch in range(progress_state["epoch"], config.epochs):
             started = time.perf_counter()
-            state, train_metrics, done = train_epoch(
-                state,
-                train_ids,
-                train_labels,
-                config,
-                epoch,
-                skip_batches=progress_state["batch"],
-                on_step=on_step,
-                stop=stop,
-                progress=progress,
-            )
+            if progress_state["running"] is None or progress_state["batch"] == 0:
+                progress_state["running"] = [0.0, 0.0, 0]
+            try:
+                state, train_metrics, done = train_epoch(
+                    state,
+                    train_ids,
+                    train_labels,
+                    config,
+                    epoch,
+                    skip_batches=progress_state["batch"],
+                    on_step=on_step,
+                    stop=stop,
+                    progress=progress,
+                    running=progress_state["running"],
+                )
+            except TrainingDiverged as err:
+                raise diverged(err) from err
             if stop and done < steps_per_epoch:
                 stopped_by = stop.signal or "interrupted"
                 break
@@ -465,11 +516,18 @@ def fit(
                 batch=0,
                 best_val_accuracy=max(val["accuracy"], progress_state["best_val_accuracy"]),
                 bad_epochs=0 if improved else progress_state["bad_epochs"] + 1,
+                running=None,
             )
-            save(state, val["accuracy"])
+            try:
+                save(state, val["accuracy"])
+            except TrainingDiverged as err:
+                raise diverged(err) from err
             if log_path is not None:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                # Rewritten whole from the history (which checkpoints carry), then renamed: an
+                # interruption anywhere leaves one line per finished epoch, none twice.
+                tmp = log_path.with_name(log_path.name + ".tmp")
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+                tmp.replace(log_path)
                 plot_history(history, output_dir / "training_curves.png")
             tqdm.write(
                 f"epoch {epoch + 1}: "
@@ -489,8 +547,10 @@ def fit(
         where = (
             f"the last checkpoint (step {last}) is intact"
             if last is not None
-            else ("no checkpoint had been saved yet")
+            else "no checkpoint had been saved yet"
         )
+        if last is not None and last < int(state.step):
+            where += f"; the {int(state.step) - last} step(s) after it will be done again"
         hint = f" Resume with: {resume_hint}" if resume_hint else " Resume with --resume."
         tqdm.write(f"Stopped by {stopped_by} at step {int(state.step)}; {where}.{hint}")
     return FitResult(state, history, stopped_by, store.best_step() if store else None)
