@@ -1,0 +1,40 @@
+"""benchmarks/rnn_speed.py runs end to end on a tiny grid and writes its CSV, Markdown and PNG.
+
+No timing is asserted: only that every implementation ran, agreed with the reference and was
+written out in the documented format.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
+
+
+def test_rnn_speed_smoke(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(SCRIPT), "--smoke", "--kinds", "rnn", "--repeats", "2"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    with (tmp_path / "rnn_speed.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["impl", "device", "precision", "batch", "seq_len", "hidden", "mode", "ms"]
+    body = rows[1:]
+    impls = {r[0] for r in body}
+    assert impls == {"rnn/seqclf-scan", "rnn/seqclf-fused", "rnn/flax"}
+    # 3 implementations x 2 shapes x 2 modes, all on the CPU in float32, with positive times.
+    assert len(body) == 12
+    assert {(r[1], r[2]) for r in body} == {("cpu", "float32")}
+    assert {r[6] for r in body} == {"fwd", "fwdbwd"}
+    assert all(float(r[7]) > 0 for r in body)
+
+    md = (tmp_path / "rnn_speed.md").read_text()
+    assert "GFLOP/s" in md and "jax" in md and "max|diff|" not in md
+    assert (tmp_path / "rnn_speed.png").stat().st_size > 1000
