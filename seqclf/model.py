@@ -43,7 +43,11 @@ class ClassifierConfig:
         over the valid steps.
       dropout: dropout before the output layer.
       unroll: ``lax.scan`` unroll of the recurrent layers.
-      dtype: compute dtype ("float32" or "bfloat16"); parameters stay float32.
+      dtype: compute dtype ("float32" or "bfloat16"). Parameters (and so gradients and the
+        optimizer state) stay float32 and are cast at use; under bfloat16 the embedding output,
+        convolutions and the recurrent input projections run in bfloat16, while the recurrent
+        state (h, c) and its gate arithmetic, the output layer, the loss and the softmax stay
+        float32.
     """
 
     vocab_size: int = 20000
@@ -125,7 +129,11 @@ def _keras_embedding_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = j
 
 
 def _masked_reduce(ys: jax.Array, lengths: jax.Array, how: str) -> jax.Array:
-    """(B, T, D) → (B, D): max or mean over the valid steps (0 for an empty sequence)."""
+    """(B, T, D) → (B, D) float32: max or mean over the valid steps (0 for an empty sequence).
+
+    The sum behind the mean runs in float32 even when ``ys`` is bfloat16.
+    """
+    ys = ys.astype(jnp.promote_types(ys.dtype, jnp.float32))
     mask = ops.sequence_mask(lengths, ys.shape[1])[:, :, None]
     if how == "max":
         peak = jnp.max(jnp.where(mask, ys, -jnp.inf), axis=1, initial=-jnp.inf)

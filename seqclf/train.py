@@ -26,6 +26,7 @@ from flax.training import train_state
 from tqdm.auto import tqdm
 
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
+from seqclf.distributed import DataParallel
 from seqclf.metrics import classification_metrics
 
 
@@ -128,19 +129,32 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
 
 
 def create_train_state(
-    model: Any, config: TrainConfig, total_steps: int, example_batch: dict[str, np.ndarray]
+    model: Any,
+    config: TrainConfig,
+    total_steps: int,
+    example_batch: dict[str, np.ndarray],
+    *,
+    parallel: DataParallel | None = None,
 ) -> TrainState:
-    """Initialise parameters (seeded) and the optimizer for ``total_steps`` steps."""
+    """Initialise parameters (seeded) and the optimizer for ``total_steps`` steps.
+
+    The state is replicated on every device of ``parallel`` (default: all devices of all hosts,
+    ``DataParallel.create(batch_size=config.batch_size)``), so ``train_step`` and ``eval_step``
+    run data-parallel on batches placed with ``DataParallel.of(state).shard(batch)``. Parameters
+    and optimizer state are float32 whatever the model's compute dtype.
+    """
+    parallel = parallel or DataParallel.create(batch_size=config.batch_size)
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
     variables = model.init(
         init_key, jnp.asarray(example_batch["tokens"]), jnp.asarray(example_batch["lengths"])
     )
-    return TrainState.create(
+    state = TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],
         tx=make_optimizer(config, total_steps),
         dropout_key=dropout_key,
     )
+    return parallel.replicate(state)
 
 
 def _weighted_cross_entropy(logits: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
@@ -235,7 +249,11 @@ def predict_probabilities(
     desc: str = "predict",
     progress: bool = False,
 ) -> np.ndarray:
-    """(N, C) class probabilities in input order; the last batch is padded, not dropped."""
+    """(N, C) class probabilities in input order; the last batch is padded, not dropped.
+
+    Batches of ``config.batch_size`` rows are split over the devices ``state`` is replicated on
+    (see ``create_train_state``); every process gets all N rows.
+    """
     out = []
     stream = batches(
         token_ids,
@@ -246,10 +264,11 @@ def predict_probabilities(
         buckets=config.buckets,
     )
     total = num_batches(len(token_ids), config.batch_size)
+    parallel = DataParallel.of(state)  # the devices the state lives on; batches split over them
     for batch in tqdm(stream, total=total, desc=desc, leave=False, disable=not progress):
         padded, n_real = pad_batch(batch, config.batch_size)
-        probs = eval_step(state, {k: padded[k] for k in ("tokens", "lengths")})
-        out.append(np.asarray(probs)[:n_real])
+        probs = eval_step(state, parallel.shard({k: padded[k] for k in ("tokens", "lengths")}))
+        out.append(parallel.gather(probs)[:n_real])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

@@ -228,6 +228,17 @@ def _zeros(xs: jax.Array, params: Params) -> jax.Array:
     return jnp.zeros((xs.shape[0], params["w_hh"].shape[0]), xs.dtype)
 
 
+def _initial_state(xs: jax.Array, params: Params) -> jax.Array:
+    """(B, H) zeros for the carry, at least float32.
+
+    Under bfloat16 (or float16) compute the inputs and weights stay low precision, but the
+    carried state (h, and the LSTM's cell c, which sums over every step) and the gate arithmetic
+    that updates it are float32: the cell promotes them, and the outputs ys are cast back to
+    ``xs.dtype``. In float32 and float64 nothing changes.
+    """
+    return _zeros(xs, params).astype(jnp.promote_types(xs.dtype, jnp.float32))
+
+
 def simple_rnn(
     params: Params,
     xs: jax.Array,
@@ -252,7 +263,7 @@ def simple_rnn(
       h_n (B, H) the state after each sequence's last valid step.
     """
     _check_inputs("simple_rnn", params, xs, lengths)
-    h0 = _zeros(xs, params) if initial_state is None else initial_state
+    h0 = _initial_state(xs, params) if initial_state is None else initial_state
     return _run(rnn_cell, lambda h: h, params, xs, lengths, reverse, h0, unroll)
 
 
@@ -281,7 +292,7 @@ def lstm(
     """
     _check_inputs("lstm", params, xs, lengths)
     if initial_state is None:
-        initial_state = (_zeros(xs, params), _zeros(xs, params))
+        initial_state = (_initial_state(xs, params), _initial_state(xs, params))
     ys, (h, c) = _run(
         lstm_cell, lambda s: s[0], params, xs, lengths, reverse, tuple(initial_state), unroll
     )
@@ -312,7 +323,7 @@ def gru(
       h_n (B, H) the state after each sequence's last valid step.
     """
     _check_inputs("gru", params, xs, lengths)
-    h0 = _zeros(xs, params) if initial_state is None else initial_state
+    h0 = _initial_state(xs, params) if initial_state is None else initial_state
     return _run(gru_cell, lambda h: h, params, xs, lengths, reverse, h0, unroll)
 
 
