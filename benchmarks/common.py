@@ -47,7 +47,10 @@ def device_name(device: str) -> str:
     import jax
 
     if device == "cpu":
-        return f"CPU ({cpu_name()})"
+        import os
+
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        return f"CPU ({cpu_name()}; load average {load:.1f} when stamped)"
     return jax.devices("gpu")[0].device_kind
 
 

@@ -348,16 +348,25 @@ def run_case(
         built[name] = thunks
     rows = []
     for mode, idx in (("fwd", 0), ("fwdbwd", 1)):
-        fns = {name: th[idx] for name, th in built.items()}
-        # One call to compile and warm up; slow shapes get fewer repeats.
-        start = time.perf_counter()
-        for fn in fns.values():
-            sync(fn())
-        n = repeats if time.perf_counter() - start < 2.0 * len(fns) else min(repeats, 3)
-        times = common.interleaved_times(fns, n, sync, warmup=0)
-        for name, ts in times.items():
-            ms = common.median_ms(ts)
-            rows.append(Row(kind, name, device, precision, shape, mode, ms, checks[name]))
+        all_fns = {name: th[idx] for name, th in built.items()}
+        # JAX implementations round-robin among themselves; torch on its own afterwards, since
+        # its (OpenMP) threads would otherwise slow whichever JAX call follows it.
+        groups = [
+            {k: f for k, f in all_fns.items() if k != "torch"},
+            {k: f for k, f in all_fns.items() if k == "torch"},
+        ]
+        for fns in groups:
+            if not fns:
+                continue
+            # One call to compile and warm up; slow shapes get fewer repeats.
+            start = time.perf_counter()
+            for fn in fns.values():
+                sync(fn())
+            n = repeats if time.perf_counter() - start < 2.0 * len(fns) else min(repeats, 3)
+            times = common.interleaved_times(fns, n, sync, warmup=0)
+            for name, ts in times.items():
+                ms = common.median_ms(ts)
+                rows.append(Row(kind, name, device, precision, shape, mode, ms, checks[name]))
     return rows
 
 
@@ -589,6 +598,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip shapes whose fwdbwd needs more (CPU default 400)",
     )
     parser.add_argument(
+        "--budget-s", type=float, default=float("inf"), help="start no new case after this long"
+    )
+    parser.add_argument(
         "--no-memory", action="store_true", help="skip the length-2048 memory table"
     )
     parser.add_argument("--peak-only", action="store_true", help="measure the matmul peak and stop")
@@ -598,6 +610,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
+    start = time.perf_counter()
     import jax
     from tqdm import tqdm
 
@@ -629,15 +642,27 @@ def main(argv: list[str] | None = None) -> list[Row]:
         for prec in precs
         if flops(kind, shape, "fwdbwd") / 1e9 <= max_gflop
     ]
+    if args.quick:  # TF32 and bf16 rows only at the GPU shape
+        work = [w for w in work if w[2] == "float32" or w[1] == TARGETS[2]]
+    # Most important first, so that a time budget cuts the least useful rows: LSTM, float32, the
+    # issue's target shapes.
+    work.sort(key=lambda w: (w[0] != "lstm", w[2] != "float32", w[1] not in TARGETS))
     skipped = [s for s in grid(args) if flops("lstm", s, "fwdbwd") / 1e9 > max_gflop]
     if skipped:
         print(
             f"skipping {len(skipped)} shapes over {max_gflop:g} GFLOP per fwdbwd call", flush=True
         )
     rows: list[Row] = []
+    over_budget: list = []
     bar = tqdm(work, desc="rnn_speed", file=sys.stdout, dynamic_ncols=True)
     with jax.default_device(jax.devices(args.device)[0]):
-        for kind, shape, prec in bar:
+        for n_done, (kind, shape, prec) in enumerate(bar):
+            if time.perf_counter() - start > args.budget_s:
+                over_budget = work[n_done:]
+                bar.write(
+                    f"time budget {args.budget_s:g} s spent: {len(over_budget)} cases left out"
+                )
+                break
             bar.set_postfix_str(f"{kind} {shape} {prec}")
             impls = implementations(kind, args.device, unrolls)
             if args.impls or args.smoke:
@@ -659,6 +684,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
         header.append(
             f"Skipped {len(skipped)} grid shapes over {max_gflop:g} GFLOP per fwdbwd call."
         )
+    if over_budget:
+        left = ", ".join(f"{k} {s} {p}" for k, s, p in over_budget)
+        header.append(f"Left out when the {args.budget_s:g} s budget ran out: {left}.")
     write_csv(rows, args.out / "rnn_speed.csv")
     write_markdown(rows, args.out / "rnn_speed.md", header, peak, args.device, memory)
     write_plot(rows, args.out / "rnn_speed.png", stamp)
