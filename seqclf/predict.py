@@ -211,6 +211,13 @@ def load(checkpoint_dir: str | Path, step: int | None = None, batch_size: int = 
       A ``Predictor`` with ``.classes``, ``.predict_proba(texts)`` and ``.predict(texts)``.
     """
     store = CheckpointStore(checkpoint_dir, create=False)
+    try:
+        return _load(store, step, batch_size)
+    finally:
+        store.close()  # the arrays are in memory; no orbax threads left behind
+
+
+def _load(store: CheckpointStore, step: int | None, batch_size: int) -> Predictor:
     step = store.best_step() if step is None else step
     meta = store.restore_meta(step)
     try:
