@@ -1,0 +1,215 @@
+"""IMDB test accuracy and wall time of named classifier presets (issue target: >= 0.90 in 15 min).
+
+Each preset trains from scratch on the train split (10 % held out for validation and early stopping;
+no pretrained embeddings), then the best checkpoint by validation accuracy is evaluated once on the
+test split. One CSV row per preset: ``preset,device,epochs_run,train_seconds,total_seconds,
+val_accuracy,test_accuracy,date``.
+
+    python benchmarks/imdb_accuracy.py --presets default            # the examples/imdb.py model
+    python benchmarks/imdb_accuracy.py --presets keras-classic,default --out benchmarks/results
+    # Without tensorflow-datasets (e.g. on a GPU machine): JSON Lines exported by --export
+    python benchmarks/imdb_accuracy.py --export DIR                  # writes DIR/{train,test}.jsonl
+    python benchmarks/imdb_accuracy.py --train-file DIR/train.jsonl --test-file DIR/test.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SHARED = HERE.parent.parent / "shared" / "tensorflow_datasets"
+
+# name -> (model options, training options). "default" must equal examples/imdb.py's defaults.
+PRESETS: dict[str, tuple[dict, dict]] = {
+    # The classic Keras example: max length 100, LSTM 70, batch 30, 2 epochs.
+    "keras-classic": ({"hidden_size": 70}, {"epochs": 2, "batch_size": 30, "max_len": 100}),
+    "default": ({}, {}),  # filled from examples/imdb.py below
+    "lstm128-last": (
+        {"hidden_size": 128},
+        {"epochs": 3, "batch_size": 64, "max_len": 400, "max_words": 20000},
+    ),
+    "max": (
+        {"hidden_size": 128, "reduce": "max", "embed_dropout": 0.4, "dropout": 0.3},
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "bi-max": (
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+        },
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "max-bf16": (
+        {
+            "hidden_size": 128,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+            "dtype": "bfloat16",
+        },
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "max-conv128k3": (
+        {
+            "hidden_size": 128,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+            "conv_filters": (128,),
+            "conv_kernel_size": 3,
+        },
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "max-lr1e-3": (
+        {"hidden_size": 128, "reduce": "max", "embed_dropout": 0.4, "dropout": 0.3},
+        {"epochs": 3, "batch_size": 32, "max_len": 500, "max_words": 30000, "learning_rate": 1e-3},
+    ),
+    "max-vocab50k-wd": (
+        {"hidden_size": 128, "reduce": "max", "embed_dropout": 0.5, "dropout": 0.3},
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 50000, "weight_decay": 1e-4},
+    ),
+    "noconv-bi-max": (
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+            "conv_filters": (),
+        },
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+}
+
+
+def _default_preset() -> tuple[dict, dict]:
+    sys.path.insert(0, str(HERE.parent / "examples"))
+    import dataclasses
+
+    import imdb  # examples/imdb.py
+
+    model = {
+        k: v
+        for k, v in dataclasses.asdict(imdb.MODEL).items()
+        if k not in ("vocab_size", "num_classes")
+    }
+    return model, dataclasses.asdict(imdb.TRAINING)
+
+
+def load_data(args: argparse.Namespace):
+    import seqclf
+
+    if args.train_file:
+        return seqclf.load_table(args.train_file), seqclf.load_table(args.test_file)
+    data_dir = args.data_dir or (str(SHARED) if SHARED.is_dir() else None)
+    return (
+        seqclf.load_tfds(split="train", data_dir=data_dir),
+        seqclf.load_tfds(split="test", data_dir=data_dir),
+    )
+
+
+def export(directory: Path, args: argparse.Namespace) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, ds in zip(("train", "test"), load_data(args), strict=True):
+        with open(directory / f"{name}.jsonl", "w") as f:
+            for text, label in zip(ds.texts, ds.labels, strict=True):
+                f.write(json.dumps({"text": text, "label": ds.classes[label]}) + "\n")
+    print(f"wrote {directory}/train.jsonl and test.jsonl")
+
+
+def run_preset(name: str, train, test, budget_left: float) -> dict:
+    import jax
+
+    import seqclf
+
+    model, training = _default_preset() if name == "default" else PRESETS[name]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        run = seqclf.train_text_classifier(
+            train,
+            out,
+            model_options=model,
+            train_config=seqclf.TrainConfig(**training),
+            progress=False,
+        )
+        train_seconds = time.perf_counter() - started
+        metrics = seqclf.load(out).evaluate(test)
+    best = max(run.fit.history, key=lambda h: h["val_accuracy"])
+    return {
+        "preset": name,
+        "device": jax.devices()[0].device_kind,
+        "epochs_run": len(run.fit.history),
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "val_accuracy": best["val_accuracy"],
+        "test_accuracy": round(metrics["accuracy"], 4),
+        "date": datetime.date.today().isoformat(),
+        "model": json.dumps(model, sort_keys=True),
+        "training": json.dumps(training, sort_keys=True),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--presets", default="default", help=f"comma-separated, from {sorted(PRESETS)}"
+    )
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: ../shared/tensorflow_datasets)")
+    parser.add_argument("--train-file", help="JSON Lines/CSV with text,label (instead of TFDS)")
+    parser.add_argument("--test-file")
+    parser.add_argument("--export", type=Path, help="write train/test JSON Lines here and stop")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--budget", type=float, default=1e9, help="seconds: start no new preset after this"
+    )
+    args = parser.parse_args(argv)
+    from seqclf.cli import quiet_libraries
+
+    quiet_libraries()
+    if args.export:
+        export(args.export, args)
+        return 0
+    started = time.perf_counter()
+    train, test = load_data(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "imdb_accuracy.csv"
+    rows = []
+    for name in args.presets.split(","):
+        left = args.budget - (time.perf_counter() - started)
+        if left <= 0:
+            print(f"budget spent; skipping {name}")
+            continue
+        row = run_preset(name, train, test, left)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+    print(
+        "\n| preset | device | epochs | train s | val acc | test acc |\n|---|---|---|---|---|---|"
+    )
+    for r in rows:
+        print(
+            f"| {r['preset']} | {r['device']} | {r['epochs_run']} | {r['train_seconds']} | "
+            f"{r['val_accuracy']:.4f} | {r['test_accuracy']:.4f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
