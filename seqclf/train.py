@@ -154,7 +154,8 @@ def create_train_state(
         tx=make_optimizer(config, total_steps),
         dropout_key=dropout_key,
     )
-    return parallel.replicate(state)
+    # step as the int32 array train_step returns (not Python's 0), so train_step compiles once.
+    return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
 
 def _weighted_cross_entropy(logits: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
