@@ -200,15 +200,27 @@ def jax_rnn_impl(case: Case) -> Thunks:
     return _jax_thunks(case, apply_ref, case.params)
 
 
+def _torch_tf32(enabled: bool) -> None:
+    """Allow or forbid TF32 in torch's matmuls and cuDNN (new ``fp32_precision`` API first)."""
+    import torch
+
+    value = "tf32" if enabled else "ieee"
+    try:
+        torch.backends.cuda.matmul.fp32_precision = value
+        torch.backends.cudnn.fp32_precision = value
+        torch.backends.cudnn.rnn.fp32_precision = value
+    except (AttributeError, RuntimeError):
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
 def torch_impl(case: Case) -> Thunks:
     import torch
 
     b, _, f = case.xs.shape
     h = case.params["w_hh"].shape[0]
     dev = torch.device("cuda" if case.device == "gpu" else "cpu")
-    tf32 = case.precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    _torch_tf32(case.precision == "tf32")
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[case.kind]
     layer = module(f, h, batch_first=True).to(dev)
     with torch.no_grad():

@@ -14,8 +14,13 @@ only the recurrent part ``h_t = cell(h_{t-1}, xw_t)`` is a custom VJP:
 * after the loop, ``dW_hh = H_prev^T @ dgates`` is one (H, T*B) x (T*B, G*H) matmul,
   ``db_hh = sum(dgates)`` and ``dxw = dgates``.
 
-The input projection ``x @ w_ih + b_ih`` stays an ordinary matmul outside, differentiated by JAX,
-so ``dW_ih`` and ``dx`` are one large matmul each as well.
+The input projection ``x @ w_ih`` stays an ordinary matmul outside, differentiated by JAX, so
+``dW_ih`` and ``dx`` are one large matmul each as well. (For the simple RNN and the LSTM, ``b_ih``
+is added to ``b_hh`` and enters inside the loop's elementwise kernel: a separate bias pass over the
+(T, B, G*H) projection costs more than it saves.)
+
+``unroll`` applies to both loops; ``remat=True`` wraps the layer in ``jax.checkpoint`` (nothing
+kept between the passes, one more forward in the backward pass), for stacks of long sequences.
 
 Recurrence functions (time-major, the input projection already applied):
 
@@ -124,7 +129,7 @@ def rnn_recurrence(
     Args:
       w_hh: (H, H) recurrent weights.
       b_hh: (H,) recurrent bias.
-      xw: (T, B, H) time-major input projection ``x @ w_ih + b_ih``.
+      xw: (T, B, H) time-major input projection ``x @ w_ih`` (plus ``b_ih``, or fold it into b_hh).
       mask: (T, B, 1) bool, True at valid steps (state held and output zero elsewhere), or None.
       h0: (B, H) initial state.
       unroll: steps per scan iteration, in both passes.
@@ -233,7 +238,7 @@ def lstm_recurrence(
     Args:
       w_hh: (H, 4H) recurrent weights.
       b_hh: (4H,) recurrent bias.
-      xw: (T, B, 4H) time-major input projection ``x @ w_ih + b_ih``.
+      xw: (T, B, 4H) time-major input projection ``x @ w_ih`` (plus ``b_ih``, or fold it in b_hh).
       mask: (T, B, 1) bool, True at valid steps (state held and output zero elsewhere), or None.
       h0, c0: (B, H) initial hidden and cell state.
       unroll: steps per scan iteration, in both passes.
