@@ -80,6 +80,26 @@ PRESETS: dict[str, tuple[dict, dict]] = {
         {"hidden_size": 128, "reduce": "max", "embed_dropout": 0.5, "dropout": 0.3},
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 50000, "weight_decay": 1e-4},
     ),
+    "bi-max-e2": (
+        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.4,
+         "dropout": 0.3},
+        {"epochs": 2, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "bi-max-len800-d5": (
+        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.5,
+         "dropout": 0.5, "embed_dim": 64},
+        {"epochs": 3, "batch_size": 64, "max_len": 800, "max_words": 30000},
+    ),
+    "bi-mean": (
+        {"hidden_size": 64, "bidirectional": True, "reduce": "mean", "embed_dropout": 0.4,
+         "dropout": 0.3},
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "bi-max-pool2": (
+        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.4,
+         "dropout": 0.3, "pool_size": 2},
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
     "noconv-bi-max": (
         {
             "hidden_size": 64,
