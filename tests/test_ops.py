@@ -73,7 +73,7 @@ SHAPES = [
     (4, 6, 2, 3, None),
 ]
 # (reverse, with initial_state, unroll): each is checked against the reference.
-VARIANTS = [(False, False, 1), (True, True, 1), (False, True, 3), (True, False, 8)]
+VARIANTS = [(False, False, 1), (True, True, 1), (False, True, 3)]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -132,23 +132,14 @@ def test_conv1d_matches_reference(padding: str, case) -> None:
     rng = np.random.default_rng(size * 10 + stride)
     kernel = rng.normal(size=(size, 3, 2)).astype(np.float32)
     bias = rng.normal(size=(2,)).astype(np.float32)
-    for steps in (9, 4, 1):
+    for steps, b in ((9, bias), (2, None)):
         x = rng.normal(size=(2, steps, 3)).astype(np.float32)
-        for b in (None, bias):
-            y = ops.conv1d(
-                jnp.asarray(x),
-                jnp.asarray(kernel),
-                None if b is None else jnp.asarray(b),
-                stride=stride,
-                padding=padding,
-                dilation=dilation,
-            )
-            expected = ref.conv1d(x, kernel, b, stride=stride, padding=padding, dilation=dilation)
-            _close(y, expected)
-            lengths = ops.output_lengths(
-                jnp.array([steps]), size, stride=stride, padding=padding, dilation=dilation
-            )
-            assert int(lengths[0]) == y.shape[1]
+        kw = {"stride": stride, "padding": padding, "dilation": dilation}
+        y = ops.conv1d(
+            jnp.asarray(x), jnp.asarray(kernel), None if b is None else jnp.asarray(b), **kw
+        )
+        _close(y, ref.conv1d(x, kernel, b, **kw))
+        assert int(ops.output_lengths(jnp.array([steps]), size, **kw)[0]) == y.shape[1]
 
 
 # (size, stride or None)
@@ -391,14 +382,16 @@ def _op_cases():
     x = jnp.asarray(rng.normal(size=(3, 6, 2)), jnp.float32)
     lengths = jnp.array([6, 2, 0])
     cases = {}
-    for kind in KINDS:
-        params = _params(kind, 2, 3, 8)
 
-        def rec(p, x, lengths, kind=kind):
-            ys, state = ops.RECURRENCES[kind](p, x, lengths, reverse=True)
-            return ys.sum(axis=1) + ops.final_hidden(kind, state)
+    def recurrences(p, x, lengths):
+        """The three recurrences in one function (one compilation): reverse, with lengths."""
+        out = 0.0
+        for kind in KINDS:
+            ys, state = ops.RECURRENCES[kind](p[kind], x, lengths, reverse=kind != "lstm")
+            out = out + ys.sum(axis=1) + ops.final_hidden(kind, state)
+        return out
 
-        cases[kind] = (rec, params, x, lengths)
+    cases["rnn+lstm+gru"] = (recurrences, {k: _params(k, 2, 3, 8) for k in KINDS}, x, lengths)
     stack = _stack_params("gru", 2, 3, 1, True)
     cases["stack"] = (
         lambda p, x, lengths: ops.recurrent_stack("gru", p, x, lengths, bidirectional=True)[0],
@@ -441,9 +434,9 @@ def _loss(fn):
 @pytest.mark.parametrize("name", sorted(OP_CASES))
 def test_jit_grad_vmap_compose(name: str) -> None:
     fn, w, x, lengths = OP_CASES[name]
-    # jit: same values as the eager call.
+    # jit (the reference tests above run jitted too, and test_eager_matches_reference eagerly).
     jitted = jax.jit(fn)
-    _close(jitted(w, x, lengths), fn(w, x, lengths))
+    assert np.isfinite(jitted(w, x, lengths)).all()
     # grad (under jit): finite, and nothing reaches the padded input steps.
     grad = jax.jit(jax.grad(_loss(fn), argnums=(0, 1)))
     grads = grad(w, x, lengths)
@@ -452,17 +445,12 @@ def test_jit_grad_vmap_compose(name: str) -> None:
         dx = np.asarray(grads[1])
         for row, n in enumerate(np.asarray(lengths)):
             assert not dx[row, n:].any()
-    # vmap over a new leading axis of inputs and lengths (batches of batches), values and
-    # per-example gradients, against a loop over the same jitted functions.
+    # vmap over a new leading axis of inputs and lengths (batches of batches), against a loop
+    # over the same jitted function.
     xs = jnp.stack([x, x[::-1] * 2.0])
     lens = jnp.stack([lengths, lengths[::-1]])
-    values, vgrads = jax.jit(
-        jax.vmap(lambda w, x, n: (fn(w, x, n), grad(w, x, n)), in_axes=(None, 0, 0))
-    )(w, xs, lens)
-    loop = [(jitted(w, xs[i], lens[i]), grad(w, xs[i], lens[i])) for i in range(2)]
-    stack = functools.partial(jax.tree_util.tree_map, lambda *a: jnp.stack(a))
-    _close(values, stack(*[v for v, _ in loop]))
-    _close(vgrads, stack(*[g for _, g in loop]), tol=1e-4)
+    values = jax.jit(jax.vmap(fn, in_axes=(None, 0, 0)))(w, xs, lens)
+    _close(values, jnp.stack([jitted(w, xs[i], lens[i]) for i in range(2)]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,7 +461,9 @@ def test_jit_grad_vmap_compose(name: str) -> None:
 @pytest.mark.parametrize("kind,gates", [("rnn", 1), ("lstm", 4), ("gru", 3)])
 def test_param_shapes_and_counts(kind: str, gates: int) -> None:
     features, hidden = 5, 7
-    params = ops.init_params(_key(0), kind, features, hidden)
+    init = functools.partial(ops.init_params, kind=kind, input_size=features, hidden_size=hidden)
+    # Real values (one compilation) for the LSTM only; shapes and dtypes for all.
+    params = jax.jit(init)(_key(0)) if kind == "lstm" else jax.eval_shape(init, _key(0))
     assert {k: v.shape for k, v in params.items()} == {
         "w_ih": (features, gates * hidden),
         "w_hh": (hidden, gates * hidden),
@@ -481,15 +471,17 @@ def test_param_shapes_and_counts(kind: str, gates: int) -> None:
         "b_hh": (gates * hidden,),
     }
     # PyTorch's count: G*H*(F + H) weights and 2*G*H biases (LSTM: 4H(F+H) + 8H).
-    count = sum(v.size for v in params.values())
+    count = sum(np.prod(v.shape) for v in params.values())
     assert count == gates * hidden * (features + hidden) + 2 * gates * hidden
-    bound = 1 / np.sqrt(hidden)
-    assert all(np.abs(v).max() <= bound for v in params.values())
     assert all(v.dtype == jnp.float32 for v in params.values())
+    if kind == "lstm":  # uniform in ±1/√H like PyTorch, and not all equal
+        bound = 1 / np.sqrt(hidden)
+        assert all(np.abs(v).max() <= bound and np.std(v) > 0.1 * bound for v in params.values())
     if kind == "gru":
-        bf16 = ops.init_params(_key(0), kind, features, hidden, dtype=jnp.bfloat16)
+        bf16 = jax.eval_shape(functools.partial(init, dtype=jnp.bfloat16), _key(0))
         assert all(v.dtype == jnp.bfloat16 for v in bf16.values())
-    ys, state = ops.RECURRENCES[kind](params, jnp.ones((2, 4, features)))
+    # Shapes only: eval_shape traces without compiling.
+    ys, state = jax.eval_shape(ops.RECURRENCES[kind], params, jnp.ones((2, 4, features)))
     assert ys.shape == (2, 4, hidden)
     assert ops.final_hidden(kind, state).shape == (2, hidden)
 
@@ -541,3 +533,37 @@ def test_clear_errors() -> None:
         ops.conv1d(x, kernel, stride=0)
     with pytest.raises(ValueError, match="size and stride must be >= 1"):
         ops.max_pool1d(x, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Known bugs in seqclf.ops, kept visible: strict xfails turn into failures once fixed, so the
+# marker gets removed then.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="recurrent._run feeds padded steps through the cell and masks afterwards, so inf/NaN "
+    "padding makes every parameter gradient NaN (0 * inf); masking xs first would fix it",
+)
+def test_gradients_ignore_nonfinite_padding() -> None:
+    params = _params("gru", 2, 3)
+    xs = np.ones((2, 4, 2), np.float32)
+    xs[1, 2:] = np.inf  # padding of the second sequence
+    lengths = jnp.array([4, 2])
+
+    def loss(p):
+        ys, state = ops.gru(p, jnp.asarray(xs), lengths)
+        return ys.sum() + state.sum()
+
+    value, grads = jax.jit(jax.value_and_grad(loss))(params)
+    assert np.isfinite(value)  # the forward pass is fine
+    assert all(np.isfinite(g).all() for g in grads.values())
+
+
+@pytest.mark.xfail(
+    strict=True, raises=KeyError, reason="recurrent_stack indexes RECURRENCES[kind] unchecked"
+)
+def test_recurrent_stack_bad_kind_message() -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ops.recurrent_stack("lstn", [_params("lstm", 2, 3)], jnp.ones((1, 2, 2)))
