@@ -22,6 +22,7 @@ from seqclf.data import (
     load_tfds,
     num_batches,
     pad_batch,
+    read_texts,
     resolve_data_dir,
     standardize,
     tokenize,
@@ -263,6 +264,58 @@ def test_table_errors(tmp_path):
     broken_json.write_text('{"text": "a", "label": 1}\n{"text": \n', "utf-8")
     with pytest.raises(ValueError, match="line 2 is not valid JSON"):
         load_table(broken_json)
+
+
+def test_read_texts_streams_each_format(tmp_path):
+    csv_file = tmp_path / "excel.csv"
+    csv_file.write_bytes(
+        'text,label\r\n"two\r\nlines",pos\r\n\r\nnaïve,neg\r\n'.encode("utf-8-sig")
+    )
+    assert list(read_texts(csv_file)) == ["two\r\nlines", "naïve"]
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("id\treview\n1\tgood\n2\t\n", "utf-8")
+    assert list(read_texts(tsv, text_column="review")) == ["good", ""]
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('\n{"text": "a"}\n\n{"text": "", "label": 3}\n', "utf-8")
+    assert list(read_texts(jsonl)) == ["a", ""]
+    array = tmp_path / "t.json"
+    array.write_text(json.dumps([{"text": "x"}, {"text": "y"}]), "utf-8")
+    assert list(read_texts(array)) == ["x", "y"]
+
+
+def test_read_texts_is_lazy_and_its_errors_name_the_line(tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"text\n" + b"fine\n" * 5000 + b"bad \xff\n")
+    texts = read_texts(big)
+    assert [next(texts) for _ in range(3)] == ["fine"] * 3  # read before the bad line is reached
+    with pytest.raises(ValueError, match=r"big\.csv: line 5002 is not valid UTF-8"):
+        list(texts)
+    # Checked at once: the format, and the header of a CSV/TSV file.
+    with pytest.raises(ValueError, match=r"no text column 'review'; the columns are \['text'\]"):
+        read_texts(big, text_column="review")
+    with pytest.raises(ValueError, match="cannot tell the table format"):
+        read_texts(tmp_path / "notes.xlsx")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_texts(tmp_path / "missing.csv")
+    # Found when reached: a JSON line without the text, a text that is not a string, no rows.
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text('{"text": "a"}\n{"body": "b"}\n', "utf-8")
+    with pytest.raises(ValueError, match="b.jsonl: line 2: no text column 'text'.*'body'"):
+        list(read_texts(jsonl))
+    jsonl.write_text('{"text": "a"}\n{"text": 3}\n', "utf-8")
+    with pytest.raises(ValueError, match="line 2: text must be a string, got 3"):
+        list(read_texts(jsonl))
+    jsonl.write_text('{"text": "a"}\n[1, 2]\n', "utf-8")
+    with pytest.raises(ValueError, match="line 2 is not a JSON object"):
+        list(read_texts(jsonl))
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("text,label\n", "utf-8")
+    with pytest.raises(ValueError, match="h.csv has no rows"):
+        list(read_texts(header_only))
+    short = tmp_path / "short.csv"
+    short.write_text("label,text\npos,ok\nneg\n", "utf-8")
+    with pytest.raises(ValueError, match="line 3 has 1 fields, the header 2"):
+        list(read_texts(short))
 
 
 def _write_acl_imdb(root, counts):
