@@ -160,6 +160,14 @@ def _main_multihost(out: Path) -> None:
     store.close()
     facts["restored_equal"] = same
     facts["process_slice_of_10"] = [process_slice(10).start, process_slice(10).stop]
+    # Data read per process: each passes its own rows, the global batch is the same.
+    batch = _first_batch()
+    local = {k: v[process_slice(len(v))] for k, v in batch.items()}
+    from_local, from_global = parallel.shard_local(local), parallel.shard(batch)
+    facts["shard_local_equal"] = all(
+        np.array_equal(parallel.gather(from_local[k]), parallel.gather(from_global[k]))
+        for k in batch
+    )
     name = f"facts{jax.process_index()}.json"
     (out / name).write_text(json.dumps(facts))
 
@@ -316,6 +324,7 @@ def test_two_processes_of_two_devices_equal_one_device(one_device):
     facts = [json.loads((out / f"facts{i}.json").read_text()) for i in (0, 1)]
     for f in facts:
         assert f["devices"] == 4 and f["batch_shard_rows"] == [2] and f["restored_equal"]
+        assert f["shard_local_equal"]
         assert f["probs_shape"] == [NUM_TEXTS, 2]  # every process gets every prediction
     assert [f["process_slice_of_10"] for f in facts] == [[0, 5], [5, 10]]
     np.testing.assert_allclose(
