@@ -169,6 +169,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
 
     ``batch`` holds tokens (B, T), lengths (B,), labels (B,) and weights (B,): 1 for real rows,
     0 for the rows that pad the last batch to B (so every step has one of a few shapes).
+
+    Data parallel without pmap: with ``state`` replicated over a mesh (``create_train_state``)
+    and ``batch`` split along it (``DataParallel.shard``), this same function is compiled for
+    the shardings of its inputs; each device takes B / devices rows and XLA sums the gradients
+    across devices, so the step equals the one-device step on the same B rows.
     """
     dropout_key = jax.random.fold_in(state.dropout_key, state.step)
 
