@@ -152,6 +152,12 @@ def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
     return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
 
 
+def _zero_padding(xs: jax.Array, lengths: jax.Array) -> jax.Array:
+    """xs (B, T, ...) with the padded steps ``t >= lengths[b]`` set to zero."""
+    mask = sequence_mask(lengths, xs.shape[1]).reshape(xs.shape[:2] + (1,) * (xs.ndim - 2))
+    return jnp.where(mask, xs, jnp.zeros((), xs.dtype))
+
+
 def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
     """Reverse each sequence within its own length, leaving padding at the end.
 
@@ -196,6 +202,10 @@ def _run(
 ) -> tuple[jax.Array, Any]:
     """Scan ``cell`` over time with masking; shared by the three recurrences."""
     steps = xs.shape[1]
+    if lengths is not None:
+        # Zero the padding before it meets a weight: whatever it holds (even inf or NaN) then
+        # reaches neither the outputs nor, through 0 * inf, the gradients.
+        xs = _zero_padding(xs, lengths)
     if reverse:
         xs = reverse_padded(xs, lengths)
     # The input projection for all steps at once: one (B*T, F) x (F, G*H) matmul, time-major.
@@ -359,6 +369,8 @@ def recurrent_stack(
       ``(ys, states)``: ys (B, T, H) or (B, T, 2H) the last layer's outputs; states, per layer,
       the final state (a ``(forward, backward)`` pair per layer when bidirectional).
     """
+    if kind not in RECURRENCES:
+        raise ValueError(f"kind must be one of {sorted(RECURRENCES)}, got {kind!r}")
     run = RECURRENCES[kind]
     states = []
     for layer in layers:
