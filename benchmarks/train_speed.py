@@ -45,6 +45,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -539,7 +540,8 @@ def write_plot(results: dict, path: Path, title: str, epochs: int) -> None:
 
     configs = list(dict.fromkeys(c for _, c in results))
     impls = [i for i in IMPLS if any((i, c) in results for c in configs)]
-    fig, axes = plt.subplots(1, len(configs), figsize=(5 * len(configs), 4.2), squeeze=False)
+    width = max(8.0, 5.0 * len(configs))
+    fig, axes = plt.subplots(1, len(configs), figsize=(width, 4.6), squeeze=False)
     for ax, c in zip(axes[0], configs, strict=True):
         names = [i for i in impls if (i, c) in results]
         values = [results[(i, c)]["seconds"][-1] for i in names]
@@ -550,7 +552,8 @@ def write_plot(results: dict, path: Path, title: str, epochs: int) -> None:
         ax.set_ylabel(f"seconds, epoch {epochs}")
         ax.tick_params(axis="x", labelsize=8, rotation=20)
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(title, fontsize=7)
+    lines = [part for line in title.split("\n") for part in textwrap.wrap(line, int(15 * width))]
+    fig.suptitle("\n".join(lines), fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -591,7 +594,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.worker:
         worker(args)
         return {}
-    notes = []
+    notes = [
+        "Same architecture everywhere, with two logits and softmax cross-entropy (the Keras "
+        "example has one sigmoid output). Keras, Flax and PyTorch train with Adam at "
+        f"{LEARNING_RATE:g}; seqclf with its TrainConfig defaults (Adam(W) with a warm-up + "
+        "cosine schedule peaking at 2e-3, gradients clipped to norm 1.0: one extra global norm "
+        "per step).",
+        "Times are one wall-clock epoch each (data batching included), not medians; compare "
+        "rows from the same run on an otherwise idle machine.",
+    ]
     impls = []
     for impl in args.impls:
         missing = [p for p in PACKAGES[impl] if importlib.util.find_spec(p) is None]
