@@ -16,8 +16,8 @@ only the recurrent part ``h_t = cell(h_{t-1}, xw_t)`` is a custom VJP:
 
 The input projection ``x @ w_ih`` stays an ordinary matmul outside, differentiated by JAX, so
 ``dW_ih`` and ``dx`` are one large matmul each as well. (For the simple RNN and the LSTM, ``b_ih``
-is added to ``b_hh`` and enters inside the loop's elementwise kernel: a separate bias pass over the
-(T, B, G*H) projection costs more than it saves.)
+is added to ``b_hh`` and enters in the loop's elementwise kernel, which saves a pass over the
+(T, B, G*H) projection; the GRU's ``b_in`` sits outside its reset gate, so it stays in ``xw``.)
 
 ``unroll`` applies to both loops; ``remat=True`` wraps the layer in ``jax.checkpoint`` (nothing
 kept between the passes, one more forward in the backward pass), for stacks of long sequences.
