@@ -156,6 +156,29 @@ def test_jit_and_vmap_compose():
     _close(jax.tree_util.tree_map(lambda a: a[0], per_example), first)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_nonfinite_padding_is_ignored(kind):
+    """inf/NaN in padded steps changes neither the outputs nor the (finite) gradients."""
+    rng = np.random.default_rng(5)
+    params = _params(kind, 3, 4)
+    clean = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    dirty = clean.copy()
+    dirty[0, 2:] = np.inf
+    dirty[1, 3:] = np.nan
+    lengths = jnp.asarray([2, 3])
+
+    def grads(xs):
+        def loss(params, xs):
+            ys, final = fused.FUSED[kind](params, xs, lengths, reverse=True)
+            return jnp.sum(ys**2) + sum(jnp.sum(s) for s in jax.tree_util.tree_leaves(final))
+
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, jnp.asarray(xs))
+
+    (value, (g_params, g_xs)), expected = grads(dirty), grads(clean)
+    _close((value, g_params), (expected[0], expected[1][0]))
+    assert np.all(np.isfinite(np.asarray(g_xs)))
+
+
 def test_rejects_bad_shapes():
     params = _params("gru", 3, 4)
     with pytest.raises(ValueError, match="features"):

@@ -39,7 +39,14 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from seqclf.ops.recurrent import Params, _check_inputs, _zeros, reverse_padded, sequence_mask
+from seqclf.ops.recurrent import (
+    Params,
+    _check_inputs,
+    _zero_padding,
+    _zeros,
+    reverse_padded,
+    sequence_mask,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the three recurrences
@@ -367,6 +374,10 @@ def _layer(recurrence, params, xs, lengths, reverse, state, unroll, remat, fold_
 
     def run(params, xs, state):
         steps = xs.shape[1]
+        if lengths is not None:
+            # As in recurrent.py: padding (even inf or NaN) never meets a weight, so it reaches
+            # neither the outputs nor, through 0 * inf, the gradients.
+            xs = _zero_padding(xs, lengths)
         if reverse:
             xs = reverse_padded(xs, lengths)
         xw = _project(xs, params["w_ih"])
