@@ -123,6 +123,10 @@ class Recurrent(nn.Module):
     Returns ``(ys, h_n)``: ys (B, T, D) the last layer's outputs (zero at padded steps) and h_n
     (B, D) its final hidden state at each sequence's last valid step, with D = H, or 2H when
     bidirectional (forward and backward concatenated).
+
+    ``dtype`` is the compute dtype: inputs and (float32) parameters are cast to it, ys comes out
+    in it. The recurrent state is carried in float32 even under bfloat16 (see
+    ``seqclf.ops.recurrent``), so h_n is float32.
     """
 
     kind: str = "lstm"
