@@ -112,6 +112,12 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         help="lax.scan unroll of the recurrent layers (default: %(default)s)",
     )
     g.add_argument(
+        "--fused",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.fused,
+        help="recurrent layers with the hand-written cuDNN-style backward pass (float32)",
+    )
+    g.add_argument(
         "--dtype",
         choices=["float32", "bfloat16"],
         default=defaults.dtype,
@@ -403,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     quiet_libraries()
+    _ignore_aborted_reads()
     try:
         return args.func(args, argv)
     except (ValueError, OSError, RuntimeError, TrainingDiverged) as err:
@@ -419,6 +426,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print(f"\nseqclf {args.command}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _ignore_aborted_reads() -> None:
+    """When one array of a damaged checkpoint cannot be read, orbax stops its event loop while
+    TensorStore still finishes the other reads; their callbacks then fail with "Event loop is
+    closed", which Python would print as tracebacks around the one-line error. Drop those only."""
+    previous = sys.unraisablehook
+    if getattr(previous, "seqclf_quiet", False):
+        return  # already installed
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(
+            unraisable.exc_value
+        ):
+            return
+        previous(unraisable)
+
+    hook.seqclf_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 if __name__ == "__main__":

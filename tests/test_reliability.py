@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -385,18 +386,29 @@ def test_empty_evaluation_split_is_named(lab, capsys, imdb_data_dir):
     assert err.endswith("TFDS dataset 'imdb_reviews': split 'test[:0]' is empty (0 examples)")
 
 
-def test_damaged_checkpoint_names_the_step_folder(lab, capsys):
+# orbax leaves the reads it started behind when one fails; collected later, they trip pytest's
+# unraisable-exception hook (a plain `seqclf` process prints nothing of them: one line, tested).
+ORBAX_LEFTOVERS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def test_damaged_checkpoint_names_the_step_folder(lab):
+    """In a real process, to see all it prints: exactly one line."""
     out = copy_of(lab, "damaged")
     for step in steps_in(out):
         for f in (out / "checkpoints" / str(step) / "state").rglob("*"):
             if f.is_file() and f.parent.name == "d":
                 f.write_bytes(b"")  # truncated array data, as an interrupted copy leaves it
-    err = cli_error(capsys, ["predict", out, "good film"])
-    assert f"checkpoint {out.resolve() / 'checkpoints'}/" in err
+    run = lab.start(["predict", str(out), "good film"], "damaged")
+    run.wait(timeout=300)
+    stdout, err = lab.output("damaged")
+    assert run.returncode == 2 and stdout == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"seqclf predict: error: checkpoint {out.resolve() / 'checkpoints'}/")
     assert "is damaged or incomplete: its 'state' part cannot be read" in err
     assert "Delete that folder to use an earlier checkpoint" in err
 
 
+@ORBAX_LEFTOVERS
 def test_checkpoint_of_another_configuration_or_vocabulary(lab, capsys):
     out = copy_of(lab, "other_model")
     err = cli_error(capsys, [*lab.train_args(out), "--hidden-size", "32", "--resume"])
@@ -412,6 +424,8 @@ def test_checkpoint_of_another_configuration_or_vocabulary(lab, capsys):
     target["params"]["embedding"]["embedding"] = np.zeros((words + 7, dim), np.float32)
     with pytest.raises(seqclf.CheckpointError) as info:
         store.restore_state(target)
+    store.close()
+    gc.collect()
     message = str(info.value)
     assert "does not fit this model (another model configuration or vocabulary)" in message
     shapes = f"is ({words}, {dim}) in the checkpoint, ({words + 7}, {dim}) here"
@@ -569,6 +583,12 @@ def test_sigkill_then_sigterm_then_resume_ends_bitwise_equal_to_an_uninterrupted
     kept = assert_every_checkpoint_restores(out)  # none is corrupt; a half-written save is unlisted
     last = max(kept)
     assert SAVE_EVERY < last < STEPS_PER_EPOCH and last % SAVE_EVERY == 0
+    # What a kill during a save leaves (orbax's temporary folder), made sure of: never listed,
+    # never in the way of the resumed run, which saves that step again.
+    partial = out / "checkpoints" / f"{last + SAVE_EVERY}.orbax-checkpoint-tmp-1764200000"
+    (partial / "state").mkdir(parents=True, exist_ok=True)
+    (partial / "state" / "_METADATA").write_bytes(b'{"tree_metadata": {"params')
+    assert assert_every_checkpoint_restores(out) == kept
 
     # 2. Resume; SIGTERM it once it has saved a checkpoint of its own.
     run = lab.start([*args, "--resume"], "terminated", **slow)
@@ -620,3 +640,20 @@ def test_runs_with_the_same_seed_are_identical_within_a_process(lab):
         assert_same_params(params_of(again, step), params_of(reference, step))
     assert history_of(again) == history_of(reference)
     assert len(history_of(reference)) == 2
+
+
+def test_a_second_ctrl_c_stops_at_once_and_says_how_to_resume(lab, capsys, monkeypatch):
+    """The first SIGINT finishes the step (tested above with SIGTERM, and in test_train.py); a
+    second one raises KeyboardInterrupt wherever training is, which the command turns into
+    exit status 130 and the resume command."""
+    import seqclf.cli
+
+    def interrupted(args, argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seqclf.cli, "cmd_train", interrupted)
+    status, _, err = run_cli(capsys, lab.train_args(lab.root / "x"))
+    assert status == 130
+    assert "seqclf train: interrupted; the checkpoints already saved are intact" in err
+    assert f"Resume with: seqclf train --train {lab.data}" in err
+    assert err.rstrip().endswith("--resume")
