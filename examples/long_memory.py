@@ -65,7 +65,7 @@ def init_model(key: jax.Array, kind: str, hidden: int) -> dict[str, Any]:
     return {
         "rnn": ops.init_params(k_rnn, kind, 2, hidden),
         "w_out": jax.random.normal(k_out, (hidden,)) / jnp.sqrt(hidden),
-        "b_out": jnp.asarray(BASELINE_PREDICTION),
+        "b_out": jnp.asarray(BASELINE_PREDICTION, jnp.float32),  # not weak-typed: one compile
     }
 
 
