@@ -135,6 +135,7 @@ class Recurrent(nn.Module):
     bidirectional: bool = False
     unroll: int = 1
     dtype: Any = jnp.float32
+    fused: bool = True  # the cuDNN-style backward of seqclf.ops.fused (float32 only)
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array | None) -> tuple[jax.Array, jax.Array]:
@@ -160,6 +161,7 @@ class Recurrent(nn.Module):
             lengths,
             bidirectional=self.bidirectional,
             unroll=self.unroll,
+            fused=self.fused and jnp.dtype(self.dtype) == jnp.float32,
         )
         last = states[-1]
         if self.bidirectional:

@@ -1,6 +1,8 @@
-"""Pure functions: the recurrent core (scan), Conv1D and max pooling (lax)."""
+"""Pure functions: the recurrent core (scan; ``fused``: the same with a cuDNN-style backward),
+Conv1D and max pooling (lax)."""
 
 from seqclf.ops.conv import conv1d, mask_padding, max_pool1d, output_lengths
+from seqclf.ops.fused import FUSED, gru_fused, lstm_fused, simple_rnn_fused
 from seqclf.ops.recurrent import (
     GATES,
     RECURRENCES,
@@ -18,6 +20,10 @@ from seqclf.ops.recurrent import (
 )
 
 __all__ = [
+    "FUSED",
+    "gru_fused",
+    "lstm_fused",
+    "simple_rnn_fused",
     "GATES",
     "RECURRENCES",
     "conv1d",

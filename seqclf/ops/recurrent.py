@@ -177,6 +177,16 @@ def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
     return jnp.take_along_axis(xs, index.reshape(index.shape + (1,) * (xs.ndim - 2)), axis=1)
 
 
+def project_inputs(xs: jax.Array, w_ih: jax.Array) -> jax.Array:
+    """The input projection of every step at once, time-major: (B, T, F) -> (T, B, G*H).
+
+    One (T*B, F) x (F, G*H) matmul. The (small) input is transposed first so the matmul is a
+    plain row-major one, which XLA:CPU runs ~3x faster than a dot writing a transposed output.
+    """
+    b, t, f = xs.shape
+    return (jnp.swapaxes(xs, 0, 1).reshape(t * b, f) @ w_ih).reshape(t, b, -1)
+
+
 def _check_inputs(kind: str, params: Params, xs: jax.Array, lengths: jax.Array | None) -> None:
     if xs.ndim != 3:
         raise ValueError(f"{kind}: xs must be (batch, time, features), got shape {xs.shape}")
@@ -208,8 +218,7 @@ def _run(
         xs = _zero_padding(xs, lengths)
     if reverse:
         xs = reverse_padded(xs, lengths)
-    # The input projection for all steps at once: one (B*T, F) x (F, G*H) matmul, time-major.
-    xw = jnp.einsum("btf,fg->tbg", xs, params["w_ih"]) + params["b_ih"]
+    xw = project_inputs(xs, params["w_ih"]) + params["b_ih"]
     if lengths is None:  # no padding: a cheaper body without the selects
 
         def step(carry, xw_t):
@@ -353,6 +362,7 @@ def recurrent_stack(
     *,
     bidirectional: bool = False,
     unroll: int = 1,
+    fused: bool = False,
 ) -> tuple[jax.Array, list[Any]]:
     """Stacked, optionally bidirectional, recurrent layers; each layer feeds the next.
 
@@ -364,6 +374,8 @@ def recurrent_stack(
       lengths: (B,) valid lengths or None.
       bidirectional: run each layer both ways and concatenate the outputs on the feature axis.
       unroll: passed to every scan.
+      fused: use ``seqclf.ops.fused`` (the same functions with a cuDNN-style hand-written
+        backward pass: faster training, equal results within float32 rounding).
 
     Returns:
       ``(ys, states)``: ys (B, T, H) or (B, T, 2H) the last layer's outputs; states, per layer,
@@ -371,7 +383,12 @@ def recurrent_stack(
     """
     if kind not in RECURRENCES:
         raise ValueError(f"kind must be one of {sorted(RECURRENCES)}, got {kind!r}")
-    run = RECURRENCES[kind]
+    if fused:
+        from seqclf.ops import fused as fused_ops  # imports this module: import here, not above
+
+        run = fused_ops.FUSED[kind]
+    else:
+        run = RECURRENCES[kind]
     states = []
     for layer in layers:
         if bidirectional:
