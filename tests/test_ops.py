@@ -532,16 +532,11 @@ def test_clear_errors() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Known bugs in seqclf.ops, kept visible: strict xfails turn into failures once fixed, so the
-# marker gets removed then.
+# Two bugs found by these tests, fixed since: inf/NaN padding poisoned gradients; a bad kind in
+# recurrent_stack raised a bare KeyError.
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recurrent._run feeds padded steps through the cell and masks afterwards, so inf/NaN "
-    "padding makes every parameter gradient NaN (0 * inf); masking xs first would fix it",
-)
 def test_gradients_ignore_nonfinite_padding() -> None:
     params = _params("gru", 2, 3)
     xs = np.ones((2, 4, 2), np.float32)
@@ -557,9 +552,6 @@ def test_gradients_ignore_nonfinite_padding() -> None:
     assert all(np.isfinite(g).all() for g in grads.values())
 
 
-@pytest.mark.xfail(
-    strict=True, raises=KeyError, reason="recurrent_stack indexes RECURRENCES[kind] unchecked"
-)
 def test_recurrent_stack_bad_kind_message() -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         ops.recurrent_stack("lstn", [_params("lstm", 2, 3)], jnp.ones((1, 2, 2)))
