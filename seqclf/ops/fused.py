@@ -65,13 +65,13 @@ def _outputs(mask: jax.Array | None, hs: jax.Array) -> jax.Array:
 
 def _previous(h0: jax.Array, hs: jax.Array) -> jax.Array:
     """(T, B, H) the state entering each step: ``h0`` then ``hs[:-1]``."""
-    return jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    return jnp.concatenate([h0[None], hs[:-1]], axis=0)[: hs.shape[0]]  # T = 0 stays empty
 
 
 def _weight_grads(h_prev: jax.Array, dgates: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``dW = H_prev^T @ dgates`` as one (H, T*B) x (T*B, G*H) matmul, and ``db = sum(dgates)``."""
     t, b, h = h_prev.shape
-    dw = h_prev.reshape(t * b, h).T @ dgates.reshape(t * b, -1)
+    dw = h_prev.reshape(t * b, h).T @ dgates.reshape(t * b, dgates.shape[-1])
     return dw, jnp.sum(dgates, axis=(0, 1))
 
 
@@ -361,7 +361,7 @@ def _project(xs: jax.Array, w_ih: jax.Array) -> jax.Array:
     """
     b, t, f = xs.shape
     x_tm = jnp.swapaxes(xs, 0, 1).reshape(t * b, f)
-    return (x_tm @ w_ih).reshape(t, b, -1)
+    return (x_tm @ w_ih).reshape(t, b, w_ih.shape[1])
 
 
 def _layer(recurrence, params, xs, lengths, reverse, state, unroll, remat, fold_bias):

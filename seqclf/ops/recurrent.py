@@ -184,7 +184,7 @@ def project_inputs(xs: jax.Array, w_ih: jax.Array) -> jax.Array:
     plain row-major one, which XLA:CPU runs ~3x faster than a dot writing a transposed output.
     """
     b, t, f = xs.shape
-    return (jnp.swapaxes(xs, 0, 1).reshape(t * b, f) @ w_ih).reshape(t, b, -1)
+    return (jnp.swapaxes(xs, 0, 1).reshape(t * b, f) @ w_ih).reshape(t, b, w_ih.shape[1])
 
 
 def _check_inputs(kind: str, params: Params, xs: jax.Array, lengths: jax.Array | None) -> None:
