@@ -14,12 +14,13 @@ from seqclf.data import (
     load_folder,
     load_table,
     load_tfds,
+    read_texts,
     train_validation_split,
 )
 from seqclf.experiment import TrainingRun, train_text_classifier
 from seqclf.layers import Conv1D, MaxPooling1D, Recurrent
 from seqclf.model import ClassifierConfig, SequenceClassifier, build_classifier
-from seqclf.predict import Predictor, load
+from seqclf.predict import EmptyTextWarning, Predictor, load
 from seqclf.train import (
     FitResult,
     TrainConfig,
@@ -36,6 +37,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointStore",
     "ClassifierConfig",
+    "EmptyTextWarning",
     "Conv1D",
     "FitResult",
     "MaxPooling1D",
@@ -60,6 +62,7 @@ __all__ = [
     "load_table",
     "load_tfds",
     "ops",
+    "read_texts",
     "train_step",
     "train_text_classifier",
     "train_validation_split",
