@@ -55,6 +55,10 @@ def make_batch(key: jax.Array, batch: int, seq_len: int) -> tuple[jax.Array, jax
     return jnp.stack([values, markers], axis=-1), jnp.sum(values * markers, axis=1)
 
 
+# Compiled once for the whole test set (jax.random ops run one by one would compile one by one).
+test_batch = jax.jit(make_batch, static_argnums=(1, 2))
+
+
 def init_model(key: jax.Array, kind: str, hidden: int) -> dict[str, Any]:
     """Recurrent layer (2 -> H) and a linear read-out of its final hidden state (H -> 1).
 
@@ -82,7 +86,7 @@ def mse(kind: str, params: dict[str, Any], xs: jax.Array, ys: jax.Array) -> jax.
 def train_and_evaluate(kind: str, args: argparse.Namespace) -> dict[str, float]:
     """Train one model with the shared budget; return its test MSE and timings."""
     init_key, data_key, test_key = jax.random.split(jax.random.key(args.seed), 3)
-    params = init_model(init_key, kind, args.hidden)
+    params = jax.jit(init_model, static_argnums=(1, 2))(init_key, kind, args.hidden)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
     opt_state = optimizer.init(params)
 
@@ -94,7 +98,7 @@ def train_and_evaluate(kind: str, args: argparse.Namespace) -> dict[str, float]:
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    test_xs, test_ys = make_batch(test_key, args.test_size, args.seq_len)
+    test_xs, test_ys = test_batch(test_key, args.test_size, args.seq_len)
     evaluate = jax.jit(lambda p: mse(kind, p, test_xs, test_ys))
 
     start = time.perf_counter()
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """
     args = parse_args(argv)
     test_key = jax.random.split(jax.random.key(args.seed), 3)[2]  # the test set of every model
-    _, test_ys = make_batch(test_key, args.test_size, args.seq_len)
+    _, test_ys = test_batch(test_key, args.test_size, args.seq_len)
     baseline = float(np.mean((np.asarray(test_ys) - BASELINE_PREDICTION) ** 2))
     print(
         f"adding problem: T={args.seq_len}, H={args.hidden}, {args.steps} steps of "
