@@ -125,7 +125,9 @@ class CheckpointStore:
             )["state"]
         except Exception as err:  # orbax and TensorStore raise many kinds of errors
             # Readable as saved (then it is another model's) or not readable at all (damaged)?
-            saved = self._restore(step, "state", ocp.args.StandardRestore())
+            saved = self._restore(
+                step, "state", ocp.args.StandardRestore(self._as_saved_here(step))
+            )
             difference = tree_difference(target, saved)
             raise CheckpointError(
                 f"checkpoint {where} does not fit this model (another model configuration or "
@@ -143,7 +145,7 @@ class CheckpointStore:
         """Only the parameters of ``step`` (default: the best), as saved: no model needed."""
         step = self.best_step() if step is None else step
         step = self._step(step)
-        state = self._restore(step, "state", ocp.args.StandardRestore())
+        state = self._restore(step, "state", ocp.args.StandardRestore(self._as_saved_here(step)))
         if not isinstance(state, dict) or "params" not in state:
             raise CheckpointError(f"checkpoint {self.directory / str(step)} holds no parameters")
         return state["params"]
@@ -160,6 +162,19 @@ class CheckpointStore:
                 f"({_short(err)}). Delete that folder to use an earlier checkpoint "
                 f"(steps here: {self.all_steps()})."
             ) from err
+
+    def _as_saved_here(self, step: int) -> Any:
+        """The saved arrays' shapes and dtypes, placed on this process's first device.
+
+        Without a target orbax would restore each array with the sharding it was saved with,
+        which fails when the run was saved on more devices than this process has.
+        """
+        saved = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+        tree = getattr(saved, "tree", saved)
+        here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.tree_util.tree_map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here), tree
+        )
 
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step

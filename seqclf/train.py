@@ -26,7 +26,7 @@ from flax.training import train_state
 from tqdm.auto import tqdm
 
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
-from seqclf.distributed import DataParallel
+from seqclf.distributed import DataParallel, is_primary
 from seqclf.metrics import classification_metrics
 
 
@@ -328,6 +328,7 @@ def train_epoch(
         dynamic_ncols=True,
     )
     pending: list[tuple[int, jax.Array]] = []  # per-step [loss, acc], fetched every log_every
+    parallel = DataParallel.of(state)  # the batch is split over the devices the state lives on
     step = int(state.step)  # a host-side copy: reading state.step would wait for the device
     running = [0.0, 0.0, 0] if running is None else running
     done = skip_batches
@@ -354,7 +355,7 @@ def train_epoch(
         if i < skip_batches:
             continue
         padded, _ = pad_batch(batch, config.batch_size)
-        state, values = train_step(state, {k: padded[k] for k in TRAIN_KEYS})
+        state, values = train_step(state, parallel.shard({k: padded[k] for k in TRAIN_KEYS}))
         pending.append((step, values))
         step += 1
         done = i + 1
@@ -442,6 +443,9 @@ def fit(
     steps_per_epoch = num_batches(len(train_ids), config.batch_size)
     example = next(batches(train_ids[:2], None, 2, max_len=config.max_len, buckets=config.buckets))
     state = create_train_state(model, config, config.epochs * steps_per_epoch, example)
+    progress = progress and is_primary()  # one progress bar and log per run, not per host
+    if progress:
+        tqdm.write(DataParallel.of(state).describe(config.batch_size))
 
     history: list[dict[str, Any]] = []
     # running: [loss sum, accuracy sum, steps] of the epoch so far (see train_epoch).
@@ -547,7 +551,7 @@ def fit(
                 save(state, val["accuracy"])
             except TrainingDiverged as err:
                 raise diverged(err) from err
-            if log_path is not None:
+            if log_path is not None and is_primary():
                 # Rewritten whole from the history (which checkpoints carry), then renamed: an
                 # interruption anywhere leaves one line per finished epoch, none twice.
                 tmp = log_path.with_name(log_path.name + ".tmp")

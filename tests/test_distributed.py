@@ -276,12 +276,6 @@ def test_checkpoint_saved_on_4_devices_restores_on_1(one_device, four_devices):
     store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CheckpointStore.restore_params restores without a target, so orbax wants the saving "
-    "topology back (4 devices); it needs a target built from the checkpoint's metadata, placed "
-    "on a local device",
-)
 def test_parameters_saved_on_4_devices_load_on_1_without_a_target(one_device, four_devices):
     root, _ = one_device
     out, _ = four_devices
