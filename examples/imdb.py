@@ -22,8 +22,10 @@ from pathlib import Path
 
 from seqclf.cli import (
     EXIT_INTERRUPTED,
+    add_distributed_options,
     add_model_options,
     add_training_options,
+    join_cluster,
     model_options_from,
     quiet_libraries,
     resume_command,
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-split", default="test", help="TFDS split for the final report")
     add_model_options(parser, MODEL)
     add_training_options(parser, TRAINING)
+    add_distributed_options(parser)
     return parser
 
 
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     quiet_libraries()
+    join_cluster(args)  # several machines: before anything touches JAX devices
     from seqclf.data.sources import load_tfds
     from seqclf.experiment import train_text_classifier
     from seqclf.predict import load

@@ -254,7 +254,42 @@ def _load(source: str, args: argparse.Namespace, split: str, classes=None):
     )
 
 
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    """Multi-host flags; one host with several devices needs none of them."""
+    g = parser.add_argument_group("several machines (jax.distributed)")
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="let JAX detect the cluster (Slurm, Open MPI, Cloud TPU, Kubernetes)",
+    )
+    g.add_argument(
+        "--coordinator-address",
+        default=None,
+        help="HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS)",
+    )
+    g.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        help="processes in the run (default: $JAX_NUM_PROCESSES)",
+    )
+    g.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        help="this process's id, 0..N-1 (default: $JAX_PROCESS_ID)",
+    )
+
+
+def join_cluster(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` when asked (flags or JAX_* variables); else nothing."""
+    from seqclf.distributed import initialize
+
+    initialize(args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed)
+
+
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    join_cluster(args)  # before anything touches JAX devices
     from seqclf.experiment import train_text_classifier
     from seqclf.predict import load
 
@@ -383,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(p)
     add_model_options(p, ClassifierConfig())
     add_training_options(p, TrainConfig())
+    add_distributed_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy of a trained model on labelled data")
