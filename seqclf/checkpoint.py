@@ -153,15 +153,17 @@ class CheckpointStore:
     def _restore(self, step: int, item: str, args: Any) -> Any:
         """One item (``"state"`` or ``"meta"``) of ``step``; any failure to read it becomes a
         ``CheckpointError`` that names the step folder."""
-        where = self.directory / str(step)
         try:
             return self.manager.restore(step, args=ocp.args.Composite(**{item: args}))[item]
         except Exception as err:  # orbax and TensorStore raise many kinds of errors
-            raise CheckpointError(
-                f"checkpoint {where} is damaged or incomplete: its {item!r} part cannot be read "
-                f"({_short(err)}). Delete that folder to use an earlier checkpoint "
-                f"(steps here: {self.all_steps()})."
-            ) from err
+            raise self._damaged(step, item, err) from err
+
+    def _damaged(self, step: int, item: str, err: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {self.directory / str(step)} is damaged or incomplete: its {item!r} part "
+            f"cannot be read ({_short(err)}). Delete that folder to use an earlier checkpoint "
+            f"(steps here: {self.all_steps()})."
+        )
 
     def _as_saved_here(self, step: int) -> Any:
         """The saved arrays' shapes and dtypes, placed on this process's first device.
@@ -169,7 +171,10 @@ class CheckpointStore:
         Without a target orbax would restore each array with the sharding it was saved with,
         which fails when the run was saved on more devices than this process has.
         """
-        saved = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+        try:
+            saved = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+        except Exception as err:  # unreadable metadata: the same damage as unreadable arrays
+            raise self._damaged(step, "state", err) from err
         tree = getattr(saved, "tree", saved)
         here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         return jax.tree_util.tree_map(
