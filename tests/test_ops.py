@@ -118,7 +118,7 @@ def test_eager_matches_reference() -> None:
 # ---------------------------------------------------------------------------------------------
 
 # (kernel size, stride, dilation)
-CONV_CASES = [(1, 1, 1), (3, 1, 1), (3, 2, 1), (4, 3, 1), (3, 1, 2), (2, 2, 3)]
+CONV_CASES = [(1, 1, 1), (3, 2, 1), (4, 3, 1), (3, 1, 2), (2, 2, 3)]
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
@@ -139,7 +139,7 @@ def test_conv1d_matches_reference(padding: str, case) -> None:
 
 
 # (size, stride or None)
-POOL_CASES = [(2, None), (3, None), (3, 1), (2, 3), (4, 2), (1, None)]
+POOL_CASES = [(3, None), (3, 1), (2, 3), (4, 2), (1, None)]
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
@@ -180,21 +180,26 @@ def test_mask_padding_and_output_lengths() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_recurrence_gradients(kind: str) -> None:
+def test_recurrence_gradients() -> None:
+    """check_grads of all three recurrences, forward and reverse, with lengths (0 included) and
+    an initial state, in one compiled function (compilation dominates the run time)."""
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
-        params = _params(kind, 3, 4, 3, jnp.float64)
+        params = {kind: _params(kind, 3, 4, 3, jnp.float64) for kind in KINDS}
         xs = jnp.asarray(rng.normal(size=(3, 5, 3)))
-        h0 = jax.tree_util.tree_map(jnp.asarray, _initial_state(kind, rng, 3, 4))
-        h0 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), h0)
+        h0 = {kind: _initial_state(kind, rng, 3, 4) for kind in KINDS}
+        h0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), h0)
         lengths = jnp.array([5, 0, 3])
 
         def run(params, xs, h0):
-            fn = ops.RECURRENCES[kind]
-            forward = fn(params, xs, lengths, initial_state=h0)
-            backward = fn(params, xs, lengths, reverse=True, initial_state=h0)
-            return forward, backward
+            out = {}
+            for kind, fn in ops.RECURRENCES.items():
+                p, s = params[kind], h0[kind]
+                out[kind] = (
+                    fn(p, xs, lengths, initial_state=s),
+                    fn(p, xs, lengths, reverse=True, initial_state=s),
+                )
+            return out
 
         check_grads(jax.jit(run), (params, xs, h0), order=1, modes=("rev",))
 
@@ -356,6 +361,7 @@ def test_conv_pool_padding_invariance(padding: str) -> None:
         y = ops.conv1d(x, kernel, bias, **conv_kw)
         return ops.max_pool1d(y, 2, 1, padding)[0]
 
+    model, alone = jax.jit(model), jax.jit(alone)
     seqs = [rng.normal(size=(n, 3)).astype(np.float32) for n in lengths_in]
     expected = [alone(s) for s in seqs]
     for order, xs, lengths in _batches(rng, seqs, totals=(9, 14)):
@@ -380,21 +386,21 @@ def _op_cases():
     cases = {}
 
     def recurrences(p, x, lengths):
-        """The three recurrences in one function (one compilation): reverse, with lengths."""
-        out = 0.0
-        for kind in KINDS:
-            ys, state = ops.RECURRENCES[kind](p[kind], x, lengths, reverse=kind != "lstm")
-            out = out + ys.sum(axis=1) + ops.final_hidden(kind, state)
-        return out
+        """All recurrences in one function (one compilation): a reverse simple RNN, a forward
+        LSTM and a bidirectional GRU through recurrent_stack, all with lengths."""
+        ys, h = ops.simple_rnn(p["rnn"], x, lengths, reverse=True)
+        out = ys.sum(axis=1) + h
+        ys, (h, c) = ops.lstm(p["lstm"], x, lengths)
+        out = out + ys.sum(axis=1) + h + c
+        ys, _ = ops.recurrent_stack("gru", p["gru"], x, lengths, bidirectional=True)
+        return out + ys.sum(axis=1)[:, :3] + ys.sum(axis=1)[:, 3:]
 
-    cases["rnn+lstm+gru"] = (recurrences, {k: _params(k, 2, 3, 8) for k in KINDS}, x, lengths)
-    stack = _stack_params("gru", 2, 3, 1, True)
-    cases["stack"] = (
-        lambda p, x, lengths: ops.recurrent_stack("gru", p, x, lengths, bidirectional=True)[0],
-        stack,
-        x,
-        lengths,
-    )
+    params = {
+        "rnn": _params("rnn", 2, 3, 8),
+        "lstm": _params("lstm", 2, 3, 9),
+        "gru": _stack_params("gru", 2, 3, 1, True),
+    }
+    cases["rnn+lstm+gru stack"] = (recurrences, params, x, lengths)
     kernel = jnp.asarray(rng.normal(size=(3, 2, 4)), jnp.float32)
     cases["conv1d"] = (
         lambda k, x, lengths: ops.conv1d(ops.mask_padding(x, lengths), k, padding="SAME"),
