@@ -258,6 +258,11 @@ def _initial_state(xs: jax.Array, params: Params) -> jax.Array:
     return _zeros(xs, params).astype(jnp.promote_types(xs.dtype, jnp.float32))
 
 
+def _as_carry(state: jax.Array, xs: jax.Array) -> jax.Array:
+    """A given initial state in the carry's dtype (at least float32, as ``_initial_state``)."""
+    return jnp.asarray(state).astype(jnp.promote_types(xs.dtype, jnp.float32))
+
+
 def simple_rnn(
     params: Params,
     xs: jax.Array,
@@ -282,7 +287,7 @@ def simple_rnn(
       h_n (B, H) the state after each sequence's last valid step.
     """
     _check_inputs("simple_rnn", params, xs, lengths)
-    h0 = _initial_state(xs, params) if initial_state is None else initial_state
+    h0 = _initial_state(xs, params) if initial_state is None else _as_carry(initial_state, xs)
     return _run(rnn_cell, lambda h: h, params, xs, lengths, reverse, h0, unroll)
 
 
@@ -313,7 +318,14 @@ def lstm(
     if initial_state is None:
         initial_state = (_initial_state(xs, params), _initial_state(xs, params))
     ys, (h, c) = _run(
-        lstm_cell, lambda s: s[0], params, xs, lengths, reverse, tuple(initial_state), unroll
+        lstm_cell,
+        lambda s: s[0],
+        params,
+        xs,
+        lengths,
+        reverse,
+        tuple(_as_carry(s, xs) for s in initial_state),
+        unroll,
     )
     return ys, (h, c)
 
@@ -342,7 +354,7 @@ def gru(
       h_n (B, H) the state after each sequence's last valid step.
     """
     _check_inputs("gru", params, xs, lengths)
-    h0 = _initial_state(xs, params) if initial_state is None else initial_state
+    h0 = _initial_state(xs, params) if initial_state is None else _as_carry(initial_state, xs)
     return _run(gru_cell, lambda h: h, params, xs, lengths, reverse, h0, unroll)
 
 
