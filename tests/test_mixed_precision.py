@@ -118,8 +118,15 @@ def test_lstm_cell_state_accumulates_in_float32_under_bfloat16():
     bf16 = jax.tree_util.tree_map(lambda p: p.astype(jnp.bfloat16), params)
     ys, (h, c) = ops.lstm(bf16, xs.astype(jnp.bfloat16))
     assert ys.dtype == jnp.bfloat16 and h.dtype == c.dtype == jnp.float32
+    # What an all-bfloat16 state would give: the same cell scanned with a bfloat16 carry.
     zeros = jnp.zeros((1, hidden), jnp.bfloat16)
-    _, (_, c_low) = ops.lstm(bf16, xs.astype(jnp.bfloat16), initial_state=(zeros, zeros))
+    xw = jnp.broadcast_to(bf16["b_ih"], (1, 4 * hidden))
+
+    def low_step(state, _):
+        return ops.lstm_cell(bf16, state, xw), None
+
+    (_, c_low), _ = jax.lax.scan(low_step, (zeros, zeros), None, length=steps)
+    assert c_low.dtype == jnp.bfloat16
     assert 45 < float(c_ref[0, 0]) < 50
     np.testing.assert_allclose(c, c_ref, rtol=5e-3)
     assert float(c_low[0, 0]) < 0.5 * float(c_ref[0, 0])  # what a bfloat16 state would give
