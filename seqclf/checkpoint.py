@@ -16,6 +16,7 @@ deleted or truncated, e.g. by an interrupted copy) raises ``CheckpointError`` na
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from orbax.checkpoint import checkpoint_managers as policies
 
 FORMAT = "seqclf-checkpoint-1"
 CHECKPOINTS_SUBDIR = "checkpoints"
+DELETED_SUBDIR = "deleted"  # superseded steps are renamed here, then removed
 
 
 class CheckpointError(ValueError):
@@ -67,6 +69,10 @@ class CheckpointStore:
             best_fn=lambda m: m["val_accuracy"],
             best_mode="max",
             enable_async_checkpointing=False,  # a save is complete when save() returns
+            # Deleting a step folder file by file is not atomic: a kill in the middle would leave
+            # a numbered, half-deleted step. Renaming it away first is atomic; we then remove the
+            # renamed folder ourselves (an interrupted removal there is harmless).
+            todelete_subdir=None if not create else DELETED_SUBDIR,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -88,6 +94,7 @@ class CheckpointStore:
             metrics=metrics,
             force=True,
         )
+        shutil.rmtree(self.directory / DELETED_SUBDIR, ignore_errors=True)
         self.manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
