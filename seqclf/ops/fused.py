@@ -44,6 +44,7 @@ from seqclf.ops.recurrent import (
     _check_inputs,
     _zero_padding,
     _zeros,
+    project_inputs,
     reverse_padded,
     sequence_mask,
 )
@@ -353,17 +354,6 @@ def gru_recurrence(
 # ---------------------------------------------------------------------------------------------
 
 
-def _project(xs: jax.Array, w_ih: jax.Array) -> jax.Array:
-    """(B, T, F) -> (T, B, G*H): time-major ``x @ w_ih`` as one (T*B, F) x (F, G*H) matmul.
-
-    The (small) input is transposed first so that the matmul is a plain row-major one, which
-    XLA:CPU runs much faster than a dot that writes a transposed output.
-    """
-    b, t, f = xs.shape
-    x_tm = jnp.swapaxes(xs, 0, 1).reshape(t * b, f)
-    return (x_tm @ w_ih).reshape(t, b, w_ih.shape[1])
-
-
 def _layer(recurrence, params, xs, lengths, reverse, state, unroll, remat, fold_bias):
     """Shared driver: projection, masking, direction, and the recurrence (optionally remat).
 
@@ -380,7 +370,7 @@ def _layer(recurrence, params, xs, lengths, reverse, state, unroll, remat, fold_
             xs = _zero_padding(xs, lengths)
         if reverse:
             xs = reverse_padded(xs, lengths)
-        xw = _project(xs, params["w_ih"])
+        xw = project_inputs(xs, params["w_ih"])
         if fold_bias:
             bias = params["b_ih"] + params["b_hh"]
         else:
