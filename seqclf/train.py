@@ -231,6 +231,21 @@ def _stop_on_signals() -> Iterator[_StopFlag]:
             signal.signal(s, h)
 
 
+def _batches(
+    token_ids: Sequence[np.ndarray], labels: np.ndarray | None, config: TrainConfig, **options: Any
+) -> Iterator[dict[str, np.ndarray]]:
+    """``batches`` with the batch size, truncation and length buckets of ``config``."""
+    return batches(
+        token_ids,
+        labels,
+        config.batch_size,
+        max_len=config.max_len,
+        truncating=config.truncating,
+        buckets=config.buckets,
+        **options,
+    )
+
+
 def evaluate(
     state: TrainState,
     token_ids: Sequence[np.ndarray],
@@ -261,14 +276,7 @@ def predict_probabilities(
     (see ``create_train_state``); every process gets all N rows.
     """
     out = []
-    stream = batches(
-        token_ids,
-        None,
-        config.batch_size,
-        max_len=config.max_len,
-        truncating=config.truncating,
-        buckets=config.buckets,
-    )
+    stream = _batches(token_ids, None, config)
     total = num_batches(len(token_ids), config.batch_size)
     parallel = DataParallel.of(state)  # the devices the state lives on; batches split over them
     for batch in tqdm(stream, total=total, desc=desc, leave=False, disable=not progress):
@@ -308,13 +316,10 @@ def train_epoch(
     Raises:
       TrainingDiverged: a loss was NaN or infinite (the message names the step).
     """
-    stream = batches(
+    stream = _batches(
         token_ids,
         labels,
-        config.batch_size,
-        max_len=config.max_len,
-        truncating=config.truncating,
-        buckets=config.buckets,
+        config,
         shuffle=True,
         seed=config.seed,
         epoch=epoch,
