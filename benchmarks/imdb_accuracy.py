@@ -100,6 +100,17 @@ PRESETS: dict[str, tuple[dict, dict]] = {
          "dropout": 0.3, "pool_size": 2},
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
     ),
+    # The default plus a fastText bag of word and hashed-bigram embeddings beside the LSTM.
+    "bi-max-ngram": (
+        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.4,
+         "dropout": 0.3, "ngram_buckets": 2**18, "ngram_dim": 32},
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "bi-max-worddrop": (
+        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.3,
+         "embed_dropout_mode": "word", "dropout": 0.3},
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
     "noconv-bi-max": (
         {
             "hidden_size": 64,

@@ -82,6 +82,13 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         help="dropout after the embedding (default: %(default)s)",
     )
     g.add_argument(
+        "--embed-dropout-mode",
+        choices=["element", "word", "channel"],
+        default=defaults.embed_dropout_mode,
+        help="what the embedding dropout drops: single numbers, whole words or whole channels "
+        "(Keras' SpatialDropout1D) (default: %(default)s)",
+    )
+    g.add_argument(
         "--conv-filters",
         type=_int_list,
         default=defaults.conv_filters,
@@ -104,6 +111,19 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         type=float,
         default=defaults.dropout,
         help="dropout before the output layer (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ngram-buckets",
+        type=int,
+        default=defaults.ngram_buckets,
+        help="also feed the output layer a fastText bag of word and hashed-bigram embeddings "
+        "with this many buckets; 0 for none (default: %(default)s)",
+    )
+    g.add_argument(
+        "--ngram-dim",
+        type=int,
+        default=defaults.ngram_dim,
+        help="embedding size of that bag (default: %(default)s)",
     )
     g.add_argument(
         "--unroll",

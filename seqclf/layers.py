@@ -169,3 +169,31 @@ class Recurrent(nn.Module):
         else:
             h_n = ops.final_hidden(self.kind, last)
         return ys, h_n
+
+
+class NGramBag(nn.Module):
+    """fastText's bag of n-grams: ``(tokens, lengths) -> (B, dim)``, the mean of the word and
+    hashed-bigram embeddings of each text (see ``seqclf.ops.ngram_bag``).
+
+    Attributes:
+      vocab_size: token ids.
+      buckets: bigram hash buckets.
+      dim: embedding size.
+    """
+
+    vocab_size: int
+    buckets: int
+    dim: int
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, lengths: jax.Array) -> jax.Array:
+        words = self.param("words", _uniform_symmetric, (self.vocab_size, self.dim))
+        bigrams = self.param("bigrams", _uniform_symmetric, (self.buckets, self.dim))
+        return ops.ngram_bag(
+            words[tokens], bigrams[ops.hashed_bigrams(tokens, self.buckets)], lengths
+        )
+
+
+def _uniform_symmetric(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32):
+    """Uniform in ±0.05, like Keras' Embedding default (Flax's ``uniform`` draws from [0, s))."""
+    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)

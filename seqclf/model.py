@@ -15,9 +15,11 @@ import jax
 import jax.numpy as jnp
 
 from seqclf import ops
-from seqclf.layers import Conv1D, MaxPooling1D, Recurrent, activation_fn
+from seqclf.layers import Conv1D, MaxPooling1D, NGramBag, Recurrent, activation_fn
 
 REDUCTIONS = ("last", "max", "mean")
+# embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
+DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -30,6 +32,9 @@ class ClassifierConfig:
       num_classes: output classes (2 for binary; logits are always (B, num_classes)).
       embed_dim: embedding size.
       embed_dropout: dropout after the embedding (Keras' ``Dropout(0.25)``).
+      embed_dropout_mode: what that dropout drops: "element" (single numbers, Keras' Dropout),
+        "word" (whole token vectors, as if the word were missing) or "channel" (a feature across
+        the whole text, Keras' SpatialDropout1D).
       conv_filters: filters of each Conv1D block; empty for no convolution.
       conv_kernel_size: kernel size of every conv block.
       conv_padding: "valid" or "same".
@@ -42,6 +47,10 @@ class ClassifierConfig:
       reduce: how the recurrent outputs become one vector: "last" (final state), "max" or "mean"
         over the valid steps.
       dropout: dropout before the output layer.
+      ngram_buckets: 0 for none; else the output layer also reads a fastText bag of n-grams:
+        the mean of word and hashed-bigram embeddings of the whole text (``seqclf.ops.ngrams``),
+        with this many bigram hash buckets.
+      ngram_dim: embedding size of that bag.
       unroll: ``lax.scan`` unroll of the recurrent layers.
       fused: train the recurrent layers with the hand-written cuDNN-style backward pass of
         ``seqclf.ops.fused`` (float32; same results within rounding, faster). False uses plain
@@ -57,6 +66,7 @@ class ClassifierConfig:
     num_classes: int = 2
     embed_dim: int = 128
     embed_dropout: float = 0.25
+    embed_dropout_mode: str = "element"
     conv_filters: tuple[int, ...] = (64,)
     conv_kernel_size: int = 5
     conv_padding: str = "valid"
@@ -68,6 +78,8 @@ class ClassifierConfig:
     bidirectional: bool = False
     reduce: str = "last"
     dropout: float = 0.0
+    ngram_buckets: int = 0
+    ngram_dim: int = 32
     unroll: int = 1
     fused: bool = True
     dtype: str = "float32"
@@ -88,9 +100,12 @@ class ClassifierConfig:
             "conv_kernel_size",
             "pool_size",
             "unroll",
+            "ngram_dim",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ngram_buckets < 0:
+            problems.append(f"ngram_buckets must be >= 0 (0 for none), got {self.ngram_buckets}")
         if any(f < 1 for f in self.conv_filters):
             problems.append(f"conv_filters must be positive, got {self.conv_filters}")
         if self.rnn not in ops.RECURRENCES:
@@ -99,6 +114,11 @@ class ClassifierConfig:
             problems.append(f"reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
         if self.conv_padding.lower() not in ("valid", "same"):
             problems.append(f"conv_padding must be 'valid' or 'same', got {self.conv_padding!r}")
+        if self.embed_dropout_mode not in DROPOUT_MODES:
+            problems.append(
+                f"embed_dropout_mode must be one of {sorted(DROPOUT_MODES)}, "
+                f"got {self.embed_dropout_mode!r}"
+            )
         if self.dtype not in DTYPES:
             problems.append(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         for name in ("embed_dropout", "dropout"):
@@ -167,13 +187,18 @@ class SequenceClassifier(nn.Module):
             )
         dtype = DTYPES[cfg.dtype]
         lengths = jnp.minimum(lengths.astype(jnp.int32), tokens.shape[1])
+        token_lengths = lengths
         x = nn.Embed(
             cfg.vocab_size,
             cfg.embed_dim,
             embedding_init=_keras_embedding_init,
             name="embedding",
         )(tokens).astype(dtype)
-        x = nn.Dropout(cfg.embed_dropout, deterministic=not train)(x)
+        x = nn.Dropout(
+            cfg.embed_dropout,
+            broadcast_dims=DROPOUT_MODES[cfg.embed_dropout_mode],
+            deterministic=not train,
+        )(x)
         for k, filters in enumerate(cfg.conv_filters):
             x, lengths = Conv1D(
                 filters,
@@ -196,6 +221,11 @@ class SequenceClassifier(nn.Module):
             name="recurrent",
         )(x, lengths)
         features = h_n if cfg.reduce == "last" else _masked_reduce(ys, lengths, cfg.reduce)
+        if cfg.ngram_buckets:
+            bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name="ngram_bag")
+            features = jnp.concatenate(
+                [features.astype(jnp.float32), bag(tokens, token_lengths)], axis=-1
+            )
         features = nn.Dropout(cfg.dropout, deterministic=not train)(features)
         return nn.Dense(cfg.num_classes, name="output")(features.astype(jnp.float32))
 

@@ -1,5 +1,6 @@
 """build_classifier: shapes, parameter counts, every option, padding invariance, clear errors."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +39,7 @@ OPTIONS = [
     {"rnn": "rnn", "conv_filters": (), "reduce": "mean", "num_classes": 5},
     {"conv_filters": (8, 8), "conv_padding": "same", "pool_size": 2, "dropout": 0.5},
     {"conv_filters": (8,), "conv_kernel_size": 3, "pool_size": 1, "hidden_size": 9},
+    {"bidirectional": True, "reduce": "max", "ngram_buckets": 97, "ngram_dim": 6},
 ]
 
 
@@ -84,6 +86,21 @@ def test_config_round_trips_and_rejects_bad_values():
         build_classifier(num_classes=1)
     with pytest.raises(ValueError, match="unknown classifier config keys"):
         ClassifierConfig.from_dict({**cfg.to_dict(), "layers": 3})
+    with pytest.raises(ValueError, match="ngram_buckets must be >= 0"):
+        build_classifier(ngram_buckets=-1)
+
+
+def test_ngram_bag_feeds_the_output_layer():
+    model = build_classifier(vocab_size=VOCAB, hidden_size=8, ngram_buckets=97, ngram_dim=6)
+    tokens, lengths = _batch([20, 11, 3], 20)
+    params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
+    assert params["ngram_bag"]["words"].shape == (VOCAB, 6)
+    assert params["ngram_bag"]["bigrams"].shape == (97, 6)
+    assert params["output"]["kernel"].shape == (8 + 6, 2)
+    grads = jax.grad(lambda p: model.apply({"params": p}, tokens, lengths)[:, 1].sum())(params)
+    # Only the buckets of bigrams that occur get a gradient: hashing, not a dense layer.
+    touched = np.flatnonzero(np.abs(np.asarray(grads["ngram_bag"]["bigrams"])).sum(1))
+    assert 0 < touched.size <= 19 + 10 + 2
 
 
 def test_bad_input_shapes_have_clear_errors():
@@ -108,3 +125,29 @@ def test_grad_and_jit_compose_with_the_model():
     leaves = jax.tree_util.tree_leaves(grads)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
     assert any(float(jnp.abs(g).max()) > 0 for g in leaves)
+
+
+@pytest.mark.parametrize("mode", ["element", "word", "channel"])
+def test_embedding_dropout_modes_drop_what_they_say(mode):
+    model = build_classifier(
+        vocab_size=VOCAB, embed_dropout=0.5, embed_dropout_mode=mode, hidden_size=4
+    )
+    tokens, lengths = _batch([40, 40], 40)
+    variables = model.init(jax.random.PRNGKey(0), tokens, lengths)
+    _, state = model.apply(
+        variables,
+        tokens,
+        lengths,
+        train=True,
+        rngs={"dropout": jax.random.PRNGKey(3)},
+        capture_intermediates=lambda module, _: isinstance(module, nn.Dropout),
+    )
+    embedded = np.asarray(state["intermediates"]["Dropout_0"]["__call__"][0])  # (B, T, E)
+    dropped = embedded == 0
+    assert 0.3 < dropped.mean() < 0.7
+    words_whole = (dropped.all(axis=2) | ~dropped.any(axis=2)).all()
+    channels_whole = (dropped.all(axis=1) | ~dropped.any(axis=1)).all()
+    assert words_whole == (mode == "word")
+    assert channels_whole == (mode == "channel")
+    with pytest.raises(ValueError, match="embed_dropout_mode must be one of"):
+        build_classifier(embed_dropout_mode="token")

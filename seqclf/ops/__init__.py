@@ -1,8 +1,9 @@
 """Pure functions: the recurrent core (scan; ``fused``: the same with a cuDNN-style backward),
-Conv1D and max pooling (lax)."""
+Conv1D and max pooling (lax), and the fastText bag of n-grams."""
 
 from seqclf.ops.conv import conv1d, mask_padding, max_pool1d, output_lengths
 from seqclf.ops.fused import FUSED, gru_fused, lstm_fused, simple_rnn_fused
+from seqclf.ops.ngrams import hashed_bigrams, ngram_bag
 from seqclf.ops.recurrent import (
     GATES,
     RECURRENCES,
@@ -30,6 +31,8 @@ __all__ = [
     "final_hidden",
     "gru",
     "gru_cell",
+    "hashed_bigrams",
+    "ngram_bag",
     "init_params",
     "lstm",
     "lstm_cell",
