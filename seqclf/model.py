@@ -18,6 +18,8 @@ from seqclf import ops
 from seqclf.layers import Conv1D, MaxPooling1D, NGramBag, Recurrent, activation_fn
 
 REDUCTIONS = ("last", "max", "mean")
+# Collection where a model with several output heads sows each head's logits (B, C) in training.
+HEAD_LOGITS = "head_logits"
 # embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
 DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -47,9 +49,10 @@ class ClassifierConfig:
       reduce: how the recurrent outputs become one vector: "last" (final state), "max" or "mean"
         over the valid steps.
       dropout: dropout before the output layer.
-      ngram_buckets: 0 for none; else the output layer also reads a fastText bag of n-grams:
-        the mean of word and hashed-bigram embeddings of the whole text (``seqclf.ops.ngrams``),
-        with this many bigram hash buckets.
+      ngram_buckets: 0 for none; else a fastText classifier is trained beside the recurrent one
+        and their probabilities are multiplied: a linear layer over the mean of the word and
+        hashed-bigram embeddings of the whole text (``seqclf.ops.ngrams``), with this many
+        bigram hash buckets.
       ngram_dim: embedding size of that bag.
       unroll: ``lax.scan`` unroll of the recurrent layers.
       fused: train the recurrent layers with the hand-written cuDNN-style backward pass of
@@ -221,13 +224,20 @@ class SequenceClassifier(nn.Module):
             name="recurrent",
         )(x, lengths)
         features = h_n if cfg.reduce == "last" else _masked_reduce(ys, lengths, cfg.reduce)
-        if cfg.ngram_buckets:
-            bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name="ngram_bag")
-            features = jnp.concatenate(
-                [features.astype(jnp.float32), bag(tokens, token_lengths)], axis=-1
-            )
         features = nn.Dropout(cfg.dropout, deterministic=not train)(features)
-        return nn.Dense(cfg.num_classes, name="output")(features.astype(jnp.float32))
+        logits = nn.Dense(cfg.num_classes, name="output")(features.astype(jnp.float32))
+        if not cfg.ngram_buckets:
+            return logits
+        # The bag is a second classifier with its own output layer. Each head is trained by its
+        # own loss (train_step reads the sown HEAD_LOGITS), so neither leans on the other: the
+        # recurrent head fits the training set within an epoch or two, and a shared output layer
+        # would then leave the bag nothing to learn. Prediction multiplies the two heads'
+        # probabilities (sums their log-probabilities): an ensemble of two different models.
+        bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name="ngram_bag")
+        bag_logits = nn.Dense(cfg.num_classes, name="ngram_output")(bag(tokens, token_lengths))
+        self.sow(HEAD_LOGITS, "recurrent_head", logits)
+        self.sow(HEAD_LOGITS, "ngram_head", bag_logits)
+        return jax.nn.log_softmax(logits) + jax.nn.log_softmax(bag_logits)
 
 
 def build_classifier(config: ClassifierConfig | None = None, **options: Any) -> SequenceClassifier:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
 from seqclf.metrics import classification_metrics
+from seqclf.model import HEAD_LOGITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,14 +179,18 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
     dropout_key = jax.random.fold_in(state.dropout_key, state.step)
 
     def loss_fn(params):
-        logits = state.apply_fn(
+        logits, sown = state.apply_fn(
             {"params": params},
             batch["tokens"],
             batch["lengths"],
             train=True,
             rngs={"dropout": dropout_key},
+            mutable=[HEAD_LOGITS],
         )
-        return _weighted_cross_entropy(logits, batch), logits
+        # A model with several heads (ClassifierConfig.ngram_buckets) trains each on its own loss.
+        heads = jax.tree_util.tree_leaves(sown.get(HEAD_LOGITS, {}))
+        losses = [_weighted_cross_entropy(h, batch) for h in heads or [logits]]
+        return sum(losses), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     hits = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)

@@ -184,3 +184,29 @@ def test_macro_f1_of_a_known_confusion_matrix():
     assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     # F1 per class: 0.5, 0.8, 2/3.
     assert macro_f1(matrix) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+
+
+def test_a_model_with_two_heads_trains_each_on_its_own_loss():
+    import jax.numpy as jnp
+    import optax
+
+    model = seqclf.build_classifier(
+        vocab_size=40, hidden_size=6, embed_dropout=0.0, ngram_buckets=31, ngram_dim=4
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "tokens": rng.integers(2, 40, size=(8, 12)).astype(np.int32),
+        "lengths": np.full(8, 12, np.int32),
+        "labels": rng.integers(0, 2, size=8).astype(np.int32),
+        "weights": np.ones(8, np.float32),
+    }
+    state = train_module.create_train_state(model, seqclf.TrainConfig(batch_size=8), 10, batch)
+    _, sown = model.apply(
+        {"params": state.params}, batch["tokens"], batch["lengths"], mutable=["head_logits"]
+    )
+    expected = sum(
+        float(optax.softmax_cross_entropy_with_integer_labels(h[0], batch["labels"]).mean())
+        for h in sown["head_logits"].values()
+    )
+    _, metrics = train_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
+    np.testing.assert_allclose(float(metrics[0]), expected, rtol=1e-5)
