@@ -116,8 +116,8 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         "--ngram-buckets",
         type=int,
         default=defaults.ngram_buckets,
-        help="also feed the output layer a fastText bag of word and hashed-bigram embeddings "
-        "with this many buckets; 0 for none (default: %(default)s)",
+        help="also train a fastText head (mean of word and hashed-bigram embeddings, this many "
+        "bigram buckets) and multiply its probabilities in; 0 for none (default: %(default)s)",
     )
     g.add_argument(
         "--ngram-dim",
