@@ -81,35 +81,93 @@ PRESETS: dict[str, tuple[dict, dict]] = {
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 50000, "weight_decay": 1e-4},
     ),
     "bi-max-e2": (
-        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.4,
-         "dropout": 0.3},
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+        },
         {"epochs": 2, "batch_size": 64, "max_len": 500, "max_words": 30000},
     ),
     "bi-max-len800-d5": (
-        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.5,
-         "dropout": 0.5, "embed_dim": 64},
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.5,
+            "dropout": 0.5,
+            "embed_dim": 64,
+        },
         {"epochs": 3, "batch_size": 64, "max_len": 800, "max_words": 30000},
     ),
     "bi-mean": (
-        {"hidden_size": 64, "bidirectional": True, "reduce": "mean", "embed_dropout": 0.4,
-         "dropout": 0.3},
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "mean",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+        },
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
     ),
     "bi-max-pool2": (
-        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.4,
-         "dropout": 0.3, "pool_size": 2},
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+            "pool_size": 2,
+        },
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
     ),
-    # The default plus a fastText bag of word and hashed-bigram embeddings beside the LSTM.
-    "bi-max-ngram": (
-        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.4,
-         "dropout": 0.3, "ngram_buckets": 2**18, "ngram_dim": 32},
+    # bi-max plus a fastText head (word + hashed-bigram embeddings) with its own loss.
+    "bi-max-ngram18x32": (
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+            "ngram_buckets": 2**18,
+            "ngram_dim": 32,
+        },
+        {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    "bi-max-ngram20x32": (
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.4,
+            "dropout": 0.3,
+            "ngram_buckets": 2**20,
+            "ngram_dim": 32,
+        },
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
     ),
     "bi-max-worddrop": (
-        {"hidden_size": 64, "bidirectional": True, "reduce": "max", "embed_dropout": 0.3,
-         "embed_dropout_mode": "word", "dropout": 0.3},
+        {
+            "hidden_size": 64,
+            "bidirectional": True,
+            "reduce": "max",
+            "embed_dropout": 0.3,
+            "embed_dropout_mode": "word",
+            "dropout": 0.3,
+        },
         {"epochs": 3, "batch_size": 64, "max_len": 500, "max_words": 30000},
+    ),
+    # Seconds, not a measurement: what tests/test_benchmarks_smoke.py runs on a few texts.
+    "smoke": (
+        {
+            "embed_dim": 8,
+            "conv_filters": (4,),
+            "hidden_size": 4,
+            "ngram_buckets": 64,
+            "ngram_dim": 4,
+        },
+        {"epochs": 1, "batch_size": 8, "max_len": 32, "max_words": 200},
     ),
     "noconv-bi-max": (
         {
@@ -160,6 +218,34 @@ def export(directory: Path, args: argparse.Namespace) -> None:
     print(f"wrote {directory}/train.jsonl and test.jsonl")
 
 
+def head_accuracies(predictor, test) -> dict[str, float]:
+    """Test accuracy of each head alone, for a model with several (``ngram_buckets``); else {}."""
+    import jax
+    import jax.numpy as jnp
+
+    from seqclf.model import HEAD_LOGITS, build_classifier
+
+    model = build_classifier(predictor.config)
+    one = (jnp.ones((1, 4), jnp.int32), jnp.full((1,), 4, jnp.int32))
+    _, sown = model.apply({"params": predictor._params}, *one, mutable=[HEAD_LOGITS])
+    names = sorted(sown.get(HEAD_LOGITS, {}))
+    if not names:
+        return {}
+
+    @jax.jit
+    def per_head(params, tokens, lengths):  # (B, heads, C) probabilities
+        _, sown = model.apply({"params": params}, tokens, lengths, mutable=[HEAD_LOGITS])
+        return jnp.stack([jax.nn.softmax(sown[HEAD_LOGITS][k][0]) for k in names], 1)
+
+    forward, predictor._forward = predictor._forward, per_head
+    try:
+        probs = predictor.predict_proba(test.texts)  # (N, heads, C)
+    finally:
+        predictor._forward = forward
+    hits = probs.argmax(-1) == test.labels[:, None]
+    return {name: round(float(hits[:, i].mean()), 4) for i, name in enumerate(names)}
+
+
 def run_preset(name: str, train, test, budget_left: float) -> dict:
     import jax
 
@@ -176,7 +262,9 @@ def run_preset(name: str, train, test, budget_left: float) -> dict:
             progress=False,
         )
         train_seconds = time.perf_counter() - started
-        metrics = seqclf.load(out).evaluate(test)
+        predictor = seqclf.load(out)
+        metrics = predictor.evaluate(test)
+        heads = head_accuracies(predictor, test)
     best = max(run.fit.history, key=lambda h: h["val_accuracy"])
     return {
         "preset": name,
@@ -186,6 +274,7 @@ def run_preset(name: str, train, test, budget_left: float) -> dict:
         "total_seconds": round(time.perf_counter() - started, 1),
         "val_accuracy": best["val_accuracy"],
         "test_accuracy": round(metrics["accuracy"], 4),
+        "head_test_accuracy": json.dumps(heads, sort_keys=True),
         "date": datetime.date.today().isoformat(),
         "model": json.dumps(model, sort_keys=True),
         "training": json.dumps(training, sort_keys=True),

@@ -7,7 +7,9 @@ written out in the documented format.
 from __future__ import annotations
 
 import csv
+import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +40,27 @@ def test_rnn_speed_smoke(tmp_path):
     md = (tmp_path / "rnn_speed.md").read_text()
     assert "GFLOP/s" in md and "jax" in md and "max|diff|" not in md
     assert (tmp_path / "rnn_speed.png").stat().st_size > 1000
+
+
+def test_imdb_accuracy_smoke(tmp_path):
+    """benchmarks/imdb_accuracy.py on a few JSON Lines texts: one CSV row, per-head accuracies."""
+    rng = random.Random(0)
+    good, bad = ["great", "superb", "moving", "fun"], ["awful", "boring", "waste", "dull"]
+    for name, n in (("train", 80), ("test", 40)):
+        with (tmp_path / f"{name}.jsonl").open("w") as fh:
+            for i in range(n):
+                label = ["neg", "pos"][i % 2]
+                words = rng.choices(good if label == "pos" else bad, k=6) + ["film"] * 3
+                fh.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+    script = SCRIPT.parent / "imdb_accuracy.py"
+    cmd = [sys.executable, str(script), "--presets", "smoke", "--out", str(tmp_path)]
+    for split in ("train", "test"):
+        cmd += [f"--{split}-file", str(tmp_path / f"{split}.jsonl")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with (tmp_path / "imdb_accuracy.csv").open() as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["preset"] == "smoke" and row["device"] and 0 <= float(row["test_accuracy"]) <= 1
+    heads = json.loads(row["head_test_accuracy"])
+    assert sorted(heads) == ["ngram_head", "recurrent_head"]
+    assert all(0 <= v <= 1 for v in heads.values())
