@@ -187,13 +187,13 @@ class NGramBag(nn.Module):
 
     @nn.compact
     def __call__(self, tokens: jax.Array, lengths: jax.Array) -> jax.Array:
-        words = self.param("words", _uniform_symmetric, (self.vocab_size, self.dim))
-        bigrams = self.param("bigrams", _uniform_symmetric, (self.buckets, self.dim))
+        words = self.param("words", keras_embedding_init, (self.vocab_size, self.dim))
+        bigrams = self.param("bigrams", keras_embedding_init, (self.buckets, self.dim))
         return ops.ngram_bag(
             words[tokens], bigrams[ops.hashed_bigrams(tokens, self.buckets)], lengths
         )
 
 
-def _uniform_symmetric(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32):
+def keras_embedding_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32):
     """Uniform in ±0.05, like Keras' Embedding default (Flax's ``uniform`` draws from [0, s))."""
     return jax.random.uniform(key, shape, dtype, -0.05, 0.05)

@@ -15,7 +15,14 @@ import jax
 import jax.numpy as jnp
 
 from seqclf import ops
-from seqclf.layers import Conv1D, MaxPooling1D, NGramBag, Recurrent, activation_fn
+from seqclf.layers import (
+    Conv1D,
+    MaxPooling1D,
+    NGramBag,
+    Recurrent,
+    activation_fn,
+    keras_embedding_init,
+)
 
 REDUCTIONS = ("last", "max", "mean")
 # Collection where a model with several output heads sows each head's logits (B, C) in training.
@@ -150,11 +157,6 @@ class ClassifierConfig:
         return cls(**d)
 
 
-def _keras_embedding_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32):
-    """Keras' Embedding default, uniform in ±0.05 (Flax's ``uniform`` would draw from [0, s))."""
-    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
-
-
 def _masked_reduce(ys: jax.Array, lengths: jax.Array, how: str) -> jax.Array:
     """(B, T, D) → (B, D) float32: max or mean over the valid steps (0 for an empty sequence).
 
@@ -194,7 +196,7 @@ class SequenceClassifier(nn.Module):
         x = nn.Embed(
             cfg.vocab_size,
             cfg.embed_dim,
-            embedding_init=_keras_embedding_init,
+            embedding_init=keras_embedding_init,
             name="embedding",
         )(tokens).astype(dtype)
         x = nn.Dropout(
