@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from seqclf import ops
 from seqclf.layers import (
     Conv1D,
+    Dropout,
     MaxPooling1D,
     NGramBag,
     Recurrent,
@@ -199,11 +200,11 @@ class SequenceClassifier(nn.Module):
             embedding_init=keras_embedding_init,
             name="embedding",
         )(tokens).astype(dtype)
-        x = nn.Dropout(
+        x = Dropout(
             cfg.embed_dropout,
             broadcast_dims=DROPOUT_MODES[cfg.embed_dropout_mode],
-            deterministic=not train,
-        )(x)
+            name="embed_dropout",
+        )(x, train)
         for k, filters in enumerate(cfg.conv_filters):
             x, lengths = Conv1D(
                 filters,
@@ -226,7 +227,7 @@ class SequenceClassifier(nn.Module):
             name="recurrent",
         )(x, lengths)
         features = h_n if cfg.reduce == "last" else _masked_reduce(ys, lengths, cfg.reduce)
-        features = nn.Dropout(cfg.dropout, deterministic=not train)(features)
+        features = Dropout(cfg.dropout, name="dropout")(features, train)
         logits = nn.Dense(cfg.num_classes, name="output")(features.astype(jnp.float32))
         if not cfg.ngram_buckets:
             return logits

@@ -1,12 +1,12 @@
 """build_classifier: shapes, parameter counts, every option, padding invariance, clear errors."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from seqclf import ClassifierConfig, build_classifier
+from seqclf.layers import Dropout
 
 VOCAB = 50
 
@@ -130,9 +130,9 @@ def test_embedding_dropout_modes_drop_what_they_say(mode):
         lengths,
         train=True,
         rngs={"dropout": jax.random.PRNGKey(3)},
-        capture_intermediates=lambda module, _: isinstance(module, nn.Dropout),
+        capture_intermediates=lambda module, _: isinstance(module, Dropout),
     )
-    embedded = np.asarray(state["intermediates"]["Dropout_0"]["__call__"][0])  # (B, T, E)
+    embedded = np.asarray(state["intermediates"]["embed_dropout"]["__call__"][0])  # (B, T, E)
     dropped = embedded == 0
     assert 0.3 < dropped.mean() < 0.7
     words_whole = (dropped.all(axis=2) | ~dropped.any(axis=2)).all()

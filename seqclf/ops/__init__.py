@@ -1,7 +1,8 @@
 """Pure functions: the recurrent core (scan; ``fused``: the same with a cuDNN-style backward),
-Conv1D and max pooling (lax), and the fastText bag of n-grams."""
+Conv1D and max pooling (lax), the fastText bag of n-grams, and dropout with a cheap mask."""
 
 from seqclf.ops.conv import conv1d, mask_padding, max_pool1d, output_lengths
+from seqclf.ops.dropout import dropout, keep_mask
 from seqclf.ops.fused import FUSED, gru_fused, lstm_fused, simple_rnn_fused
 from seqclf.ops.ngrams import hashed_bigrams, ngram_bag
 from seqclf.ops.recurrent import (
@@ -28,12 +29,14 @@ __all__ = [
     "GATES",
     "RECURRENCES",
     "conv1d",
+    "dropout",
     "final_hidden",
     "gru",
     "gru_cell",
     "hashed_bigrams",
     "ngram_bag",
     "init_params",
+    "keep_mask",
     "lstm",
     "lstm_cell",
     "mask_padding",
