@@ -246,12 +246,39 @@ def head_accuracies(predictor, test) -> dict[str, float]:
     return {name: round(float(hits[:, i].mean()), 4) for i, name in enumerate(names)}
 
 
-def run_preset(name: str, train, test, budget_left: float) -> dict:
+def apply_overrides(model: dict, training: dict, overrides: list[str]) -> tuple[dict, dict, str]:
+    """``["ngram_learning_rate=0.01", ...]`` -> updated copies and a suffix for the preset name.
+
+    A key goes to the model options if ``ClassifierConfig`` has it, else to ``TrainConfig``; the
+    value is read as a Python literal (``4``, ``0.01``, ``'word'``, ``(64, 64)``).
+    """
+    import ast
+    import dataclasses
+
+    import seqclf
+
+    model, training = dict(model), dict(training)
+    model_keys = {f.name for f in dataclasses.fields(seqclf.ClassifierConfig)}
+    train_keys = {f.name for f in dataclasses.fields(seqclf.TrainConfig)}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or key not in model_keys | train_keys:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with a config field as FIELD")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        (model if key in model_keys else training)[key] = value
+    return model, training, "".join(f"+{item}" for item in overrides)
+
+
+def run_preset(name: str, train, test, budget_left: float, overrides: list[str] = ()) -> dict:
     import jax
 
     import seqclf
 
     model, training = _default_preset() if name == "default" else PRESETS[name]
+    model, training, suffix = apply_overrides(model, training, list(overrides))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         run = seqclf.train_text_classifier(
@@ -267,7 +294,7 @@ def run_preset(name: str, train, test, budget_left: float) -> dict:
         heads = head_accuracies(predictor, test)
     best = max(run.fit.history, key=lambda h: h["val_accuracy"])
     return {
-        "preset": name,
+        "preset": name + suffix,
         "device": jax.devices()[0].device_kind,
         "epochs_run": len(run.fit.history),
         "train_seconds": round(train_seconds, 1),
@@ -285,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--presets", default="default", help=f"comma-separated, from {sorted(PRESETS)}"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a model or training option of every preset (repeatable)",
     )
     parser.add_argument("--data-dir", help="TFDS data_dir (default: ../shared/tensorflow_datasets)")
     parser.add_argument("--train-file", help="JSON Lines/CSV with text,label (instead of TFDS)")
@@ -311,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         if left <= 0:
             print(f"budget spent; skipping {name}")
             continue
-        row = run_preset(name, train, test, left)
+        row = run_preset(name, train, test, left, args.set)
         rows.append(row)
         print(json.dumps(row), flush=True)
         new = not path.exists()

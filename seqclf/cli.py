@@ -167,6 +167,12 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
         help="peak learning rate (default: %(default)s)",
     )
     g.add_argument(
+        "--ngram-learning-rate",
+        type=float,
+        default=defaults.ngram_learning_rate,
+        help="peak learning rate of the fastText head, 0: --learning-rate (default: %(default)s)",
+    )
+    g.add_argument(
         "--weight-decay",
         type=float,
         default=defaults.weight_decay,

@@ -25,6 +25,8 @@ from seqclf.layers import (
     keras_embedding_init,
 )
 
+# Top-level parameter names of the fastText head (TrainConfig.ngram_learning_rate applies to them).
+NGRAM_PARAMS = ("ngram_bag", "ngram_output")
 REDUCTIONS = ("last", "max", "mean")
 # Collection where a model with several output heads sows each head's logits (B, C) in training.
 HEAD_LOGITS = "head_logits"

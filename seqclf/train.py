@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
 from seqclf.metrics import classification_metrics
-from seqclf.model import HEAD_LOGITS
+from seqclf.model import HEAD_LOGITS, NGRAM_PARAMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,10 @@ class TrainConfig:
       epochs: passes over the training data.
       batch_size: examples per step.
       learning_rate: peak learning rate of the warm-up + cosine-decay schedule.
+      ngram_learning_rate: peak learning rate of the fastText head's parameters (the model's
+        ``NGRAM_PARAMS``), on the same schedule; 0 uses ``learning_rate``. A bag of hashed
+        n-grams sees each bucket in few batches and learns best with a larger rate than the
+        recurrent part (fastText itself trains at 0.05-0.5).
       warmup_fraction: share of all steps spent warming up linearly from 0.
       end_lr_fraction: the learning rate at the last step, as a share of the peak.
       weight_decay: AdamW's decoupled weight decay (0 is Adam).
@@ -56,6 +60,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 32
     learning_rate: float = 2e-3
+    ngram_learning_rate: float = 0.0
     warmup_fraction: float = 0.05
     end_lr_fraction: float = 0.05
     weight_decay: float = 0.0
@@ -82,7 +87,7 @@ class TrainConfig:
             problems.append(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        for name in ("patience", "save_every", "clip_norm", "weight_decay"):
+        for name in ("patience", "save_every", "clip_norm", "weight_decay", "ngram_learning_rate"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if problems:
@@ -115,18 +120,43 @@ class TrainingDiverged(RuntimeError):
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """Gradient clipping, then Adam(W) on a linear warm-up + cosine-decay schedule."""
+    """Gradient clipping, then Adam(W) on a linear warm-up + cosine-decay schedule.
+
+    With ``config.ngram_learning_rate`` the fastText head's parameters get their own Adam(W) with
+    that peak rate (same schedule shape); everything else keeps ``learning_rate``.
+    """
     warmup = int(config.warmup_fraction * total_steps)
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=config.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(total_steps, warmup + 1),
-        end_value=config.learning_rate * config.end_lr_fraction,
-    )
+
+    def adam(peak: float) -> optax.GradientTransformation:
+        schedule = optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=peak,
+            warmup_steps=warmup,
+            decay_steps=max(total_steps, warmup + 1),
+            end_value=peak * config.end_lr_fraction,
+        )
+        return optax.adamw(schedule, weight_decay=config.weight_decay)
+
     parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
-    parts.append(optax.adamw(schedule, weight_decay=config.weight_decay))
+    if config.ngram_learning_rate:
+        parts.append(
+            optax.multi_transform(
+                {"rest": adam(config.learning_rate), "ngram": adam(config.ngram_learning_rate)},
+                _ngram_labels,
+            )
+        )
+    else:
+        parts.append(adam(config.learning_rate))
     return optax.chain(*parts)
+
+
+def _ngram_labels(params: Any) -> Any:
+    """The label of each leaf: "ngram" under the model's NGRAM_PARAMS names, else "rest"."""
+    return {
+        name: jax.tree_util.tree_map(lambda _, label=label: label, subtree)
+        for name, subtree in params.items()
+        for label in ["ngram" if name in NGRAM_PARAMS else "rest"]
+    }
 
 
 def create_train_state(

@@ -54,13 +54,16 @@ def test_imdb_accuracy_smoke(tmp_path):
                 fh.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
     script = SCRIPT.parent / "imdb_accuracy.py"
     cmd = [sys.executable, str(script), "--presets", "smoke", "--out", str(tmp_path)]
+    cmd += ["--set", "ngram_learning_rate=0.05", "--set", "epochs=2"]  # overrides reach the run
     for split in ("train", "test"):
         cmd += [f"--{split}-file", str(tmp_path / f"{split}.jsonl")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     with (tmp_path / "imdb_accuracy.csv").open() as fh:
         (row,) = list(csv.DictReader(fh))
-    assert row["preset"] == "smoke" and row["device"] and 0 <= float(row["test_accuracy"]) <= 1
+    assert row["preset"] == "smoke+ngram_learning_rate=0.05+epochs=2" and row["device"]
+    assert 0 <= float(row["test_accuracy"]) <= 1
+    assert row["epochs_run"] == "2" and json.loads(row["training"])["ngram_learning_rate"] == 0.05
     heads = json.loads(row["head_test_accuracy"])
     assert sorted(heads) == ["ngram_head", "recurrent_head"]
     assert all(0 <= v <= 1 for v in heads.values())

@@ -210,3 +210,39 @@ def test_a_model_with_two_heads_trains_each_on_its_own_loss():
     )
     _, metrics = train_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
     np.testing.assert_allclose(float(metrics[0]), expected, rtol=1e-5)
+
+
+def test_the_ngram_head_can_have_its_own_learning_rate():
+    model = seqclf.build_classifier(
+        vocab_size=40, hidden_size=6, embed_dropout=0.0, ngram_buckets=31, ngram_dim=4
+    )
+    batch = {
+        "tokens": np.arange(2, 26, dtype=np.int32).reshape(2, 12),
+        "lengths": np.full(2, 12, np.int32),
+        "labels": np.array([0, 1], np.int32),
+        "weights": np.ones(2, np.float32),
+    }
+    params = train_module.create_train_state(
+        model, seqclf.TrainConfig(batch_size=2), 10, batch
+    ).params
+    grads = jax.tree_util.tree_map(lambda p: np.ones_like(p) * 0.1, params)
+
+    def first_updates(**options):
+        config = seqclf.TrainConfig(warmup_fraction=0.0, clip_norm=0.0, **options)
+        tx = train_module.make_optimizer(config, total_steps=10)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        return updates
+
+    same = first_updates(learning_rate=1e-3)
+    split = first_updates(learning_rate=1e-3, ngram_learning_rate=5e-2)
+    for name in params:
+        factor = 50.0 if name in seqclf.model.NGRAM_PARAMS else 1.0
+        for a, b in zip(
+            jax.tree_util.tree_leaves(split[name]),
+            jax.tree_util.tree_leaves(same[name]),
+            strict=True,
+        ):
+            np.testing.assert_allclose(np.asarray(a), factor * np.asarray(b), rtol=1e-5)
+    assert set(seqclf.model.NGRAM_PARAMS) <= set(params)
+    with pytest.raises(ValueError, match="ngram_learning_rate must be >= 0"):
+        seqclf.TrainConfig(ngram_learning_rate=-1.0)
