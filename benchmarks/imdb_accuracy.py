@@ -272,7 +272,9 @@ def apply_overrides(model: dict, training: dict, overrides: list[str]) -> tuple[
     return model, training, "".join(f"+{item}" for item in overrides)
 
 
-def run_preset(name: str, train, test, budget_left: float, overrides: list[str] = ()) -> dict:
+def run_preset(
+    name: str, train, test, budget_left: float, overrides: list[str] = (), keep: Path | None = None
+) -> dict:
     import jax
 
     import seqclf
@@ -280,7 +282,8 @@ def run_preset(name: str, train, test, budget_left: float, overrides: list[str] 
     model, training = _default_preset() if name == "default" else PRESETS[name]
     model, training, suffix = apply_overrides(model, training, list(overrides))
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = str(keep / (name + suffix)) if keep else scratch
         run = seqclf.train_text_classifier(
             train,
             out,
@@ -314,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "--presets", default="default", help=f"comma-separated, from {sorted(PRESETS)}"
     )
     parser.add_argument(
+        "--keep", type=Path, help="keep each preset's checkpoint directory under this folder"
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -345,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         if left <= 0:
             print(f"budget spent; skipping {name}")
             continue
-        row = run_preset(name, train, test, left, args.set)
+        row = run_preset(name, train, test, left, args.set, args.keep)
         rows.append(row)
         print(json.dumps(row), flush=True)
         new = not path.exists()
