@@ -21,6 +21,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -246,7 +248,9 @@ def head_accuracies(predictor, test) -> dict[str, float]:
     return {name: round(float(hits[:, i].mean()), 4) for i, name in enumerate(names)}
 
 
-def apply_overrides(model: dict, training: dict, overrides: list[str]) -> tuple[dict, dict, str]:
+def apply_overrides(
+    model: dict, training: dict, overrides: Sequence[str]
+) -> tuple[dict, dict, str]:
     """``["ngram_learning_rate=0.01", ...]`` -> updated copies and a suffix for the preset name.
 
     A key goes to the model options if ``ClassifierConfig`` has it, else to ``TrainConfig``; the
@@ -273,17 +277,17 @@ def apply_overrides(model: dict, training: dict, overrides: list[str]) -> tuple[
 
 
 def run_preset(
-    name: str, train, test, budget_left: float, overrides: list[str] = (), keep: Path | None = None
+    name: str, train, test, overrides: Sequence[str] = (), keep: Path | None = None
 ) -> dict:
     import jax
 
     import seqclf
 
     model, training = _default_preset() if name == "default" else PRESETS[name]
-    model, training, suffix = apply_overrides(model, training, list(overrides))
+    model, training, suffix = apply_overrides(model, training, overrides)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        out = str(keep / (name + suffix)) if keep else scratch
+    kept = nullcontext(str(keep / (name + suffix))) if keep else None
+    with kept or tempfile.TemporaryDirectory() as out:
         run = seqclf.train_text_classifier(
             train,
             out,
@@ -351,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if left <= 0:
             print(f"budget spent; skipping {name}")
             continue
-        row = run_preset(name, train, test, left, args.set, args.keep)
+        row = run_preset(name, train, test, args.set, args.keep)
         rows.append(row)
         print(json.dumps(row), flush=True)
         new = not path.exists()

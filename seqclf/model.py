@@ -25,8 +25,9 @@ from seqclf.layers import (
     keras_embedding_init,
 )
 
-# Top-level parameter names of the fastText head (TrainConfig.ngram_learning_rate applies to them).
-NGRAM_PARAMS = ("ngram_bag", "ngram_output")
+# Top-level parameter names of the fastText head: its bag and its output layer
+# (TrainConfig.ngram_learning_rate applies to them).
+NGRAM_BAG, NGRAM_OUTPUT = NGRAM_PARAMS = ("ngram_bag", "ngram_output")
 REDUCTIONS = ("last", "max", "mean")
 # Collection where a model with several output heads sows each head's logits (B, C) in training.
 HEAD_LOGITS = "head_logits"
@@ -238,8 +239,8 @@ class SequenceClassifier(nn.Module):
         # recurrent head fits the training set within an epoch or two, and a shared output layer
         # would then leave the bag nothing to learn. Prediction multiplies the two heads'
         # probabilities (sums their log-probabilities): an ensemble of two different models.
-        bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name="ngram_bag")
-        bag_logits = nn.Dense(cfg.num_classes, name="ngram_output")(bag(tokens, token_lengths))
+        bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name=NGRAM_BAG)
+        bag_logits = nn.Dense(cfg.num_classes, name=NGRAM_OUTPUT)(bag(tokens, token_lengths))
         self.sow(HEAD_LOGITS, "recurrent_head", logits)
         self.sow(HEAD_LOGITS, "ngram_head", bag_logits)
         return jax.nn.log_softmax(logits) + jax.nn.log_softmax(bag_logits)

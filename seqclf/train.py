@@ -152,11 +152,9 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
 
 def _ngram_labels(params: Any) -> Any:
     """The label of each leaf: "ngram" under the model's NGRAM_PARAMS names, else "rest"."""
-    return {
-        name: jax.tree_util.tree_map(lambda _, label=label: label, subtree)
-        for name, subtree in params.items()
-        for label in ["ngram" if name in NGRAM_PARAMS else "rest"]
-    }
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "ngram" if path[0].key in NGRAM_PARAMS else "rest", params
+    )
 
 
 def create_train_state(
