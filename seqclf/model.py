@@ -28,9 +28,15 @@ from seqclf.layers import (
 # Top-level parameter names of the fastText head: its bag and its output layer
 # (TrainConfig.ngram_learning_rate applies to them).
 NGRAM_BAG, NGRAM_OUTPUT = NGRAM_PARAMS = ("ngram_bag", "ngram_output")
+# Parameter (K,) of a several-head model: each head's weight in the prediction. Not trained by
+# gradient (the optimizer leaves it as it is); fitted on the validation split after every epoch
+# (seqclf.head_weights), and saved with the other parameters.
+HEAD_WEIGHTS = "head_weights"
 REDUCTIONS = ("last", "max", "mean")
-# Collection where a model with several output heads sows each head's logits (B, C) in training.
+# Collection where a model with several output heads sows each head's logits (B, C), under the
+# names HEADS, in the order of the HEAD_WEIGHTS parameter.
 HEAD_LOGITS = "head_logits"
+HEADS = ("recurrent_head", "ngram_head")
 # embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
 DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -61,9 +67,10 @@ class ClassifierConfig:
         over the valid steps.
       dropout: dropout before the output layer.
       ngram_buckets: 0 for none; else a fastText classifier is trained beside the recurrent one
-        and their probabilities are multiplied: a linear layer over the mean of the word and
-        hashed-bigram embeddings of the whole text (``seqclf.ops.ngrams``), with this many
-        bigram hash buckets.
+        and the prediction is ``softmax(w_1 · log p_recurrent + w_2 · log p_ngram)``, with the
+        weights fitted on the validation split (``seqclf.head_weights``). The fastText head is
+        a linear layer over the mean of the word and hashed-bigram embeddings of the whole text
+        (``seqclf.ops.ngrams``), with this many bigram hash buckets.
       ngram_dim: embedding size of that bag.
       unroll: ``lax.scan`` unroll of the recurrent layers.
       fused: train the recurrent layers with the hand-written cuDNN-style backward pass of
@@ -237,13 +244,15 @@ class SequenceClassifier(nn.Module):
         # The bag is a second classifier with its own output layer. Each head is trained by its
         # own loss (train_step reads the sown HEAD_LOGITS), so neither leans on the other: the
         # recurrent head fits the training set within an epoch or two, and a shared output layer
-        # would then leave the bag nothing to learn. Prediction multiplies the two heads'
-        # probabilities (sums their log-probabilities): an ensemble of two different models.
+        # would then leave the bag nothing to learn. Prediction sums the two heads'
+        # log-probabilities, each times a weight fitted on validation: an ensemble of two
+        # different models, calibrated.
         bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name=NGRAM_BAG)
         bag_logits = nn.Dense(cfg.num_classes, name=NGRAM_OUTPUT)(bag(tokens, token_lengths))
-        self.sow(HEAD_LOGITS, "recurrent_head", logits)
-        self.sow(HEAD_LOGITS, "ngram_head", bag_logits)
-        return jax.nn.log_softmax(logits) + jax.nn.log_softmax(bag_logits)
+        for name, head_logits in zip(HEADS, (logits, bag_logits), strict=True):
+            self.sow(HEAD_LOGITS, name, head_logits)
+        weights = self.param(HEAD_WEIGHTS, nn.initializers.ones, (len(HEADS),), jnp.float32)
+        return weights[0] * jax.nn.log_softmax(logits) + weights[1] * jax.nn.log_softmax(bag_logits)
 
 
 def build_classifier(config: ClassifierConfig | None = None, **options: Any) -> SequenceClassifier:

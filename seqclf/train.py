@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
+from seqclf.head_weights import fit_head_weights, weighted_log_probs
 from seqclf.metrics import classification_metrics
-from seqclf.model import HEAD_LOGITS, NGRAM_PARAMS
+from seqclf.model import HEAD_LOGITS, HEAD_WEIGHTS, HEADS, NGRAM_PARAMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +123,10 @@ class TrainingDiverged(RuntimeError):
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
     """Gradient clipping, then Adam(W) on a linear warm-up + cosine-decay schedule.
 
-    With ``config.ngram_learning_rate`` the fastText head's parameters get their own Adam(W) with
-    that peak rate (same schedule shape); everything else keeps ``learning_rate``.
+    The fastText head's parameters get their own Adam(W) with peak rate
+    ``config.ngram_learning_rate`` when it is set (same schedule shape); the head weights
+    (``HEAD_WEIGHTS``) are left as they are (they are fitted on validation, not trained), even
+    under weight decay; everything else uses ``learning_rate``.
     """
     warmup = int(config.warmup_fraction * total_steps)
 
@@ -138,23 +141,23 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
         return optax.adamw(schedule, weight_decay=config.weight_decay)
 
     parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
-    if config.ngram_learning_rate:
-        parts.append(
-            optax.multi_transform(
-                {"rest": adam(config.learning_rate), "ngram": adam(config.ngram_learning_rate)},
-                _ngram_labels,
-            )
-        )
-    else:
-        parts.append(adam(config.learning_rate))
+    transforms = {
+        "rest": adam(config.learning_rate),
+        "ngram": adam(config.ngram_learning_rate or config.learning_rate),
+        "fitted": optax.set_to_zero(),
+    }
+    parts.append(optax.multi_transform(transforms, _param_labels))
     return optax.chain(*parts)
 
 
-def _ngram_labels(params: Any) -> Any:
-    """The label of each leaf: "ngram" under the model's NGRAM_PARAMS names, else "rest"."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "ngram" if path[0].key in NGRAM_PARAMS else "rest", params
-    )
+def _param_labels(params: Any) -> Any:
+    """Each leaf's optimizer: "ngram" (fastText head), "fitted" (head weights) or "rest"."""
+
+    def label(path: Any, _: Any) -> str:
+        name = path[0].key
+        return "ngram" if name in NGRAM_PARAMS else "fitted" if name == HEAD_WEIGHTS else "rest"
+
+    return jax.tree_util.tree_map_with_path(label, params)
 
 
 def create_train_state(
@@ -233,6 +236,16 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
     return jax.nn.softmax(logits, axis=-1)
 
 
+@jax.jit
+def head_log_probs_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
+    """Each head's log-probabilities (B, K, C) of one batch (K = len(HEADS)), dropout off."""
+    _, sown = state.apply_fn(
+        {"params": state.params}, batch["tokens"], batch["lengths"], mutable=[HEAD_LOGITS]
+    )
+    heads = [sown[HEAD_LOGITS][name][0] for name in HEADS]
+    return jax.nn.log_softmax(jnp.stack(heads, axis=1), axis=-1)
+
+
 class _StopFlag:
     """Set by SIGINT/SIGTERM: the loop finishes the step it is in and stops cleanly."""
 
@@ -295,6 +308,33 @@ def evaluate(
     return classification_metrics(np.asarray(labels), probs, loss)
 
 
+def fit_head_weights_and_evaluate(
+    state: TrainState,
+    token_ids: Sequence[np.ndarray],
+    labels: np.ndarray,
+    config: TrainConfig,
+    *,
+    desc: str = "validate",
+    progress: bool = True,
+) -> tuple[TrainState, dict[str, float]]:
+    """For a model with several heads: fit its ``HEAD_WEIGHTS`` on this (validation) data.
+
+    Returns the state holding the fitted weights, and ``evaluate``'s metrics with them (one pass
+    over the data: each head's log-probabilities are computed once, weighted in NumPy).
+    """
+    labels = np.asarray(labels)
+    log_probs = predict_probabilities(
+        state, token_ids, config, desc=desc, progress=progress, step=head_log_probs_step
+    )
+    per_head = np.moveaxis(log_probs, 1, 0)  # (K, N, C)
+    weights = fit_head_weights(per_head, labels)
+    new_weights = DataParallel.of(state).replicate(jnp.asarray(weights))
+    state = state.replace(params={**state.params, HEAD_WEIGHTS: new_weights})
+    combined = weighted_log_probs(per_head, weights)
+    loss = float(-np.mean(combined[np.arange(len(labels)), labels]))
+    return state, classification_metrics(labels, np.exp(combined), loss)
+
+
 def predict_probabilities(
     state: TrainState,
     token_ids: Sequence[np.ndarray],
@@ -302,11 +342,13 @@ def predict_probabilities(
     *,
     desc: str = "predict",
     progress: bool = False,
+    step: Callable[[TrainState, dict[str, jax.Array]], jax.Array] = eval_step,
 ) -> np.ndarray:
     """(N, C) class probabilities in input order; the last batch is padded, not dropped.
 
     Batches of ``config.batch_size`` rows are split over the devices ``state`` is replicated on
-    (see ``create_train_state``); every process gets all N rows.
+    (see ``create_train_state``); every process gets all N rows. ``step`` gives what is computed
+    per batch (default ``eval_step``; ``head_log_probs_step`` gives (N, K, C)).
     """
     out = []
     stream = _batches(token_ids, None, config)
@@ -314,7 +356,7 @@ def predict_probabilities(
     parallel = DataParallel.of(state)  # the devices the state lives on; batches split over them
     for batch in tqdm(stream, total=total, desc=desc, leave=False, disable=not progress):
         padded, n_real = pad_batch(batch, config.batch_size)
-        probs = eval_step(state, parallel.shard({k: padded[k] for k in ("tokens", "lengths")}))
+        probs = step(state, parallel.shard({k: padded[k] for k in ("tokens", "lengths")}))
         out.append(parallel.gather(probs)[:n_real])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -566,9 +608,14 @@ def fit(
             if stop and done < steps_per_epoch:
                 stopped_by = stop.signal or "interrupted"
                 break
-            val = evaluate(
-                state, valid_ids, valid_labels, config, desc="validate", progress=progress
-            )
+            if HEAD_WEIGHTS in state.params:
+                state, val = fit_head_weights_and_evaluate(
+                    state, valid_ids, valid_labels, config, progress=progress
+                )
+            else:
+                val = evaluate(
+                    state, valid_ids, valid_labels, config, desc="validate", progress=progress
+                )
             record = {
                 "epoch": epoch + 1,
                 "step": int(state.step),
@@ -576,6 +623,9 @@ def fit(
                 **{f"val_{k}": round(v, 6) for k, v in val.items()},
                 "seconds": round(time.perf_counter() - started, 2),
             }
+            if HEAD_WEIGHTS in state.params:
+                weights = np.asarray(state.params[HEAD_WEIGHTS])
+                record[HEAD_WEIGHTS] = [round(float(w), 4) for w in weights]
             history.append(record)
             improved = val["accuracy"] > progress_state["best_val_accuracy"]
             progress_state.update(
@@ -598,7 +648,11 @@ def fit(
                 plot_history(history, output_dir / "training_curves.png")
             tqdm.write(
                 f"epoch {epoch + 1}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step"))
+                + ", ".join(
+                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in record.items()
+                    if k not in ("epoch", "step")
+                )
             )
             if stop:
                 stopped_by = stop.signal or "interrupted"

@@ -90,7 +90,7 @@ def test_config_round_trips_and_rejects_bad_values():
         build_classifier(ngram_buckets=-1)
 
 
-def test_ngram_bag_is_a_second_head_multiplied_in():
+def test_ngram_bag_is_a_second_head_weighted_in():
     model = build_classifier(vocab_size=VOCAB, hidden_size=8, ngram_buckets=97, ngram_dim=6)
     tokens, lengths = _batch([20, 11, 3], 20)
     params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
@@ -101,8 +101,14 @@ def test_ngram_bag_is_a_second_head_multiplied_in():
     logits, sown = model.apply({"params": params}, tokens, lengths, mutable=["head_logits"])
     heads = sown["head_logits"]
     recurrent, ngram = heads["recurrent_head"][0], heads["ngram_head"][0]
-    # Prediction = product of the heads' probabilities (sum of log-probabilities).
+    # Prediction = weighted sum of the heads' log-probabilities; the weights start at 1 (a
+    # product of the probabilities) and are a parameter, fitted on validation after training.
+    assert params["head_weights"].tolist() == [1.0, 1.0]
     expected = jax.nn.log_softmax(recurrent) + jax.nn.log_softmax(ngram)
+    np.testing.assert_allclose(logits, expected, rtol=1e-6)
+    params = {**params, "head_weights": jnp.array([0.25, 2.0])}
+    logits = model.apply({"params": params}, tokens, lengths)
+    expected = 0.25 * jax.nn.log_softmax(recurrent) + 2.0 * jax.nn.log_softmax(ngram)
     np.testing.assert_allclose(logits, expected, rtol=1e-6)
     # Each head depends on its own parameters only, so each can be trained by its own loss.
     g = jax.grad(

@@ -246,3 +246,67 @@ def test_the_ngram_head_can_have_its_own_learning_rate():
     assert set(seqclf.model.NGRAM_PARAMS) <= set(params)
     with pytest.raises(ValueError, match="ngram_learning_rate must be >= 0"):
         seqclf.TrainConfig(ngram_learning_rate=-1.0)
+
+
+def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
+    import jax.numpy as jnp
+
+    from seqclf.head_weights import fit_head_weights
+
+    rng = np.random.default_rng(1)
+    # Class 1 iff token 5 occurs: both heads can learn it; ids 2..39 otherwise.
+    tokens = [rng.integers(6, 40, size=rng.integers(4, 16)).astype(np.int32) for _ in range(96)]
+    labels = np.arange(96) % 2
+    for x, y in zip(tokens, labels, strict=True):
+        if y:
+            x[rng.integers(len(x))] = 5
+    model = seqclf.build_classifier(
+        vocab_size=40, hidden_size=6, conv_filters=(), ngram_buckets=31, ngram_dim=4
+    )
+    # Weight decay would shrink a trained parameter; the head weights are left alone by it.
+    config = seqclf.TrainConfig(
+        epochs=2,
+        batch_size=16,
+        max_len=16,
+        num_buckets=1,
+        learning_rate=2e-2,
+        weight_decay=0.5,
+        log_every=1,
+    )
+    store = seqclf.checkpoint.CheckpointStore(tmp_path)
+    result = train_module.fit(
+        model,
+        (tokens[:64], labels[:64]),
+        (tokens[64:], labels[64:]),
+        config,
+        store=store,
+        meta={},
+        progress=False,
+    )
+    state = result.state
+    # What fit stored is the fit on the validation split's per-head log-probabilities...
+    per_head = np.moveaxis(
+        train_module.predict_probabilities(
+            state, tokens[64:], config, step=train_module.head_log_probs_step
+        ),
+        1,
+        0,
+    )
+    fitted = np.asarray(state.params["head_weights"])
+    np.testing.assert_allclose(fitted, fit_head_weights(per_head, labels[64:]), rtol=1e-4)
+    assert not np.allclose(fitted, 1.0)
+    assert result.history[-1]["head_weights"] == [round(float(w), 4) for w in fitted]
+    # ...the validation metrics are those of the weighted prediction...
+    val = train_module.evaluate(state, tokens[64:], labels[64:], config, progress=False)
+    assert val["accuracy"] == pytest.approx(result.history[-1]["val_accuracy"], abs=1e-6)
+    assert val["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-4)
+    # ...and a train step leaves them as they are, weight decay or not.
+    batch, _ = train_module.pad_batch(
+        next(train_module._batches(tokens[:16], labels[:16], config)), 16
+    )
+    after, _ = train_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
+    np.testing.assert_array_equal(np.asarray(after.params["head_weights"]), fitted)
+    # The checkpoint carries them.
+    saved = store.restore_params(store.latest_step())
+    np.testing.assert_array_equal(np.asarray(saved["head_weights"]), fitted)
+    store.close()
