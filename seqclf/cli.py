@@ -185,6 +185,13 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
         help="gradient global-norm clipping, 0 for none (default: %(default)s)",
     )
     g.add_argument(
+        "--lazy-embedding",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.lazy_embedding,
+        help="Adam updates only the embedding rows of each batch's words (lazy Adam: faster "
+        "with a large vocabulary) (default: %(default)s)",
+    )
+    g.add_argument(
         "--patience",
         type=int,
         default=defaults.patience,

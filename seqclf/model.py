@@ -24,6 +24,7 @@ from seqclf.layers import (
     activation_fn,
     keras_embedding_init,
 )
+from seqclf.lazy_embedding import EMBEDDED, EMBEDDING
 
 # Top-level parameter names of the fastText head: its bag and its output layer
 # (TrainConfig.ngram_learning_rate applies to them).
@@ -208,8 +209,11 @@ class SequenceClassifier(nn.Module):
             cfg.vocab_size,
             cfg.embed_dim,
             embedding_init=keras_embedding_init,
-            name="embedding",
-        )(tokens).astype(dtype)
+            name=EMBEDDING,
+        )(tokens)
+        # A no-op unless the train step passes a zero perturbation to read the looked-up
+        # vectors' gradient (TrainConfig.lazy_embedding; seqclf.lazy_embedding).
+        x = self.perturb(EMBEDDED, x).astype(dtype)
         x = Dropout(
             cfg.embed_dropout,
             broadcast_dims=DROPOUT_MODES[cfg.embed_dropout_mode],

@@ -22,12 +22,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import struct
 from flax.training import train_state
 from tqdm.auto import tqdm
 
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
 from seqclf.head_weights import fit_head_weights, weighted_log_probs
+from seqclf.lazy_embedding import (
+    EMBEDDED,
+    LazyAdam,
+    LazyEmbeddingState,
+    join_embedding,
+    row_gradients,
+    split_embedding,
+)
 from seqclf.metrics import classification_metrics
 from seqclf.model import HEAD_LOGITS, HEAD_WEIGHTS, HEADS, NGRAM_PARAMS
 
@@ -48,6 +57,9 @@ class TrainConfig:
       end_lr_fraction: the learning rate at the last step, as a share of the peak.
       weight_decay: AdamW's decoupled weight decay (0 is Adam).
       clip_norm: clip gradients to this global norm (0 for none).
+      lazy_embedding: update only the embedding rows of the words in each batch (lazy Adam,
+        ``seqclf.lazy_embedding``): far less work per step with a large vocabulary; the rows of
+        absent words keep their moments instead of decaying them.
       patience: stop after this many epochs without a better validation accuracy (0: never).
       max_len: longer texts are truncated to this many tokens.
       truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
@@ -66,6 +78,7 @@ class TrainConfig:
     end_lr_fraction: float = 0.05
     weight_decay: float = 0.0
     clip_norm: float = 1.0
+    lazy_embedding: bool = False
     patience: int = 2
     max_len: int = 400
     truncating: str = "pre"
@@ -111,36 +124,50 @@ TRAIN_KEYS = ("tokens", "lengths", "labels", "weights")
 
 
 class TrainState(train_state.TrainState):
-    """Flax's TrainState (step, params, opt_state, apply_fn, tx) plus the run's base dropout key."""
+    """Flax's TrainState (step, params, opt_state, apply_fn, tx) plus the run's base dropout key.
+
+    With ``TrainConfig.lazy_embedding``, ``lazy_adam`` updates the embedding table, ``tx`` every
+    other parameter, and ``opt_state`` is a ``LazyEmbeddingState``.
+    """
 
     dropout_key: jax.Array
+    lazy_adam: LazyAdam | None = struct.field(pytree_node=False, default=None)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+def learning_rate_schedule(config: TrainConfig, total_steps: int, peak: float) -> optax.Schedule:
+    """Linear warm-up from 0 to ``peak``, then cosine decay to ``peak * end_lr_fraction``."""
+    warmup = int(config.warmup_fraction * total_steps)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=peak,
+        warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1),
+        end_value=peak * config.end_lr_fraction,
+    )
+
+
+def make_optimizer(
+    config: TrainConfig, total_steps: int, *, clip: bool = True
+) -> optax.GradientTransformation:
     """Gradient clipping, then Adam(W) on a linear warm-up + cosine-decay schedule.
 
     The fastText head's parameters get their own Adam(W) with peak rate
     ``config.ngram_learning_rate`` when it is set (same schedule shape); the head weights
     (``HEAD_WEIGHTS``) are left as they are (they are fitted on validation, not trained), even
-    under weight decay; everything else uses ``learning_rate``.
+    under weight decay; everything else uses ``learning_rate``. ``clip=False`` leaves the
+    clipping out (the lazy-embedding step clips all gradients together itself).
     """
-    warmup = int(config.warmup_fraction * total_steps)
 
     def adam(peak: float) -> optax.GradientTransformation:
-        schedule = optax.warmup_cosine_decay_schedule(
-            init_value=0.0,
-            peak_value=peak,
-            warmup_steps=warmup,
-            decay_steps=max(total_steps, warmup + 1),
-            end_value=peak * config.end_lr_fraction,
-        )
+        schedule = learning_rate_schedule(config, total_steps, peak)
         return optax.adamw(schedule, weight_decay=config.weight_decay)
 
-    parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
+    clipping = clip and config.clip_norm > 0
+    parts = [optax.clip_by_global_norm(config.clip_norm)] if clipping else []
     transforms = {
         "rest": adam(config.learning_rate),
         "ngram": adam(config.ngram_learning_rate or config.learning_rate),
@@ -180,12 +207,36 @@ def create_train_state(
     variables = model.init(
         init_key, jnp.asarray(example_batch["tokens"]), jnp.asarray(example_batch["lengths"])
     )
-    state = TrainState.create(
-        apply_fn=model.apply,
-        params=variables["params"],
-        tx=make_optimizer(config, total_steps),
-        dropout_key=dropout_key,
-    )
+    params = variables["params"]
+    if not config.lazy_embedding:
+        state = TrainState.create(
+            apply_fn=model.apply,
+            params=params,
+            tx=make_optimizer(config, total_steps),
+            dropout_key=dropout_key,
+        )
+    else:
+        if EMBEDDED not in variables.get("perturbations", {}):
+            raise ValueError(
+                "lazy_embedding needs a model that marks its embedding lookup with "
+                f"perturb({EMBEDDED!r}), as seqclf's classifier does"
+            )
+        tx = make_optimizer(config, total_steps, clip=False)
+        lazy = LazyAdam(
+            learning_rate_schedule(config, total_steps, config.learning_rate),
+            weight_decay=config.weight_decay,
+            clip_norm=config.clip_norm,
+        )
+        table, rest = split_embedding(params)
+        state = TrainState(
+            step=0,
+            apply_fn=model.apply,
+            params=params,
+            tx=tx,
+            opt_state=LazyEmbeddingState(tx.init(rest), *lazy.init(table)),
+            dropout_key=dropout_key,
+            lazy_adam=lazy,
+        )
     # step as the int32 array train_step returns (not Python's 0), so train_step compiles once.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
@@ -195,8 +246,7 @@ def _weighted_cross_entropy(logits: jax.Array, batch: dict[str, jax.Array]) -> j
     return jnp.sum(losses * batch["weights"]) / jnp.maximum(jnp.sum(batch["weights"]), 1.0)
 
 
-@jax.jit
-def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, jax.Array]:
+def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, jax.Array]:
     """One optimizer step on one batch; returns the new state and a (2,) [loss, accuracy].
 
     ``batch`` holds tokens (B, T), lengths (B,), labels (B,) and weights (B,): 1 for real rows,
@@ -209,9 +259,12 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
     """
     dropout_key = jax.random.fold_in(state.dropout_key, state.step)
 
-    def loss_fn(params):
+    def loss_fn(params, perturbations=None):
+        variables = {"params": params}
+        if perturbations is not None:
+            variables["perturbations"] = perturbations
         logits, sown = state.apply_fn(
-            {"params": params},
+            variables,
             batch["tokens"],
             batch["lengths"],
             train=True,
@@ -223,10 +276,59 @@ def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSta
         losses = [_weighted_cross_entropy(h, batch) for h in heads or [logits]]
         return sum(losses), logits
 
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if state.lazy_adam is None:
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        new_state = state.apply_gradients(grads=grads)
+    else:
+        new_state, loss, logits = _lazy_embedding_step(state, batch, loss_fn)
     hits = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
     accuracy = jnp.sum(hits * batch["weights"]) / jnp.maximum(jnp.sum(batch["weights"]), 1.0)
-    return state.apply_gradients(grads=grads), jnp.stack([loss, accuracy])
+    return new_state, jnp.stack([loss, accuracy])
+
+
+def _lazy_embedding_step(
+    state: TrainState, batch: dict[str, jax.Array], loss_fn: Callable[..., Any]
+) -> tuple[TrainState, jax.Array, jax.Array]:
+    """``train_step`` with a lazily updated embedding (``seqclf.lazy_embedding``).
+
+    The table is held constant; the gradient of the looked-up vectors (through their zero
+    perturbation) is summed per distinct token id, then all gradients are clipped together (as
+    ``optax.clip_by_global_norm`` would clip the dense ones) before the two updates.
+    """
+    table, rest = split_embedding(state.params)
+    vectors = jnp.zeros(batch["tokens"].shape + table.shape[1:], table.dtype)
+
+    def lazy_loss(rest, perturbations):
+        return loss_fn(join_embedding(table, rest), perturbations)
+
+    (loss, logits), (rest_grads, vector_grads) = jax.value_and_grad(
+        lazy_loss, argnums=(0, 1), has_aux=True
+    )(rest, {EMBEDDED: vectors})
+    rows, row_grads = row_gradients(batch["tokens"], vector_grads[EMBEDDED], table.shape[0])
+    clip = state.lazy_adam.clip_norm
+    if clip > 0:
+        leaves = jax.tree_util.tree_leaves((rest_grads, row_grads))
+        norm = jnp.sqrt(sum(jnp.sum(g**2) for g in leaves))
+        scale = jnp.where(norm < clip, 1.0, clip / norm)
+        rest_grads = jax.tree_util.tree_map(lambda g: g * scale, rest_grads)
+        row_grads = row_grads * scale
+    opt = state.opt_state
+    updates, rest_opt = state.tx.update(rest_grads, opt.rest, rest)
+    table, mu, nu = state.lazy_adam.update_rows(table, opt.mu, opt.nu, rows, row_grads, state.step)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=join_embedding(table, optax.apply_updates(rest, updates)),
+        opt_state=LazyEmbeddingState(rest_opt, mu, nu),
+    )
+    return new_state, loss, logits
+
+
+train_step = jax.jit(_train_step)
+# The lazy embedding update writes a few rows of the (V, E) table and of its two moments; unless
+# the old state's buffers are donated, XLA first copies all three whole, which costs about what
+# updating only those rows saves. train_epoch uses this one when the embedding is lazy (its
+# caller must not reuse the state it passed in).
+train_step_in_place = jax.jit(_train_step, donate_argnums=0)
 
 
 @jax.jit
@@ -376,6 +478,9 @@ def train_epoch(
 ) -> tuple[TrainState, dict[str, float], int]:
     """One pass over the shuffled training data (shuffle seeded by (seed, epoch)).
 
+    With ``config.lazy_embedding`` the buffers of ``state`` are reused for the new state
+    (donated): use the state returned, not the one passed in.
+
     Args:
       skip_batches: batches of this epoch already done (resuming mid-epoch).
       on_step: called as ``on_step(state, batches_done_in_epoch)`` after every step (checkpoints).
@@ -412,6 +517,7 @@ def train_epoch(
     step = int(state.step)  # a host-side copy: reading state.step would wait for the device
     running = [0.0, 0.0, 0] if running is None else running
     done = skip_batches
+    step_fn = train_step if state.lazy_adam is None else train_step_in_place
 
     def drain() -> None:
         if not pending:
@@ -435,7 +541,7 @@ def train_epoch(
         if i < skip_batches:
             continue
         padded, _ = pad_batch(batch, config.batch_size)
-        state, values = train_step(state, parallel.shard({k: padded[k] for k in TRAIN_KEYS}))
+        state, values = step_fn(state, parallel.shard({k: padded[k] for k in TRAIN_KEYS}))
         pending.append((step, values))
         step += 1
         done = i + 1

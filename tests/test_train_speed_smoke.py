@@ -18,7 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_speed.py"
 
 
 def test_train_speed_smoke(tmp_path, imdb_data_dir):
-    impls = ["seqclf", "flax"]
+    impls = ["seqclf", "seqclf-lazy", "flax"]
     impls += [name for name in ("keras", "torch") if importlib.util.find_spec(name) is not None]
     cmd = [sys.executable, str(SCRIPT), "--limit", "200", "--epochs", "1", "--configs", "S"]
     cmd += ["--impls", ",".join(impls), "--data-dir", str(imdb_data_dir), "--out", str(tmp_path)]

@@ -1,0 +1,130 @@
+"""Lazy Adam for the embedding table: each step updates only the rows of the words in the batch.
+
+The gradient of an embedding lookup is zero outside the rows of the batch's token ids, yet a
+dense Adam step reads and writes every row of the table, its two moments and its gradient: with
+20,000 × 128 floats that is most of a small model's step on a CPU. Lazy Adam (TensorFlow
+Addons' LazyAdam; PyTorch's ``nn.Embedding(sparse=True)`` with ``SparseAdam``) updates the rows
+that occur and leaves the others exactly as they are. For those rows the step is Adam's (AdamW's
+with weight decay); the difference from dense Adam is only that an absent row's moments do not
+decay and its momentum does not keep moving it.
+
+How the rows' gradient is obtained without the dense one: the model marks its looked-up vectors
+with ``nn.Module.perturb`` (``EMBEDDED``); the train step differentiates the loss with respect to
+that zero perturbation, which gives the gradient of every looked-up vector (B, T, E), and sums
+them per distinct token id (``row_gradients``). The table itself is held constant, so XLA never
+builds the dense (V, E) gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+# The model's embedding module (and parameter) name, and the name of its perturbation.
+EMBEDDING = "embedding"
+EMBEDDED = "embedded"
+
+
+class LazyEmbeddingState(NamedTuple):
+    """Optimizer state when the embedding is updated lazily.
+
+    Attributes:
+      rest: the optax state of every parameter but the embedding table.
+      mu: (V, E) Adam's first moment of the table's rows.
+      nu: (V, E) Adam's second moment of the table's rows.
+    """
+
+    rest: optax.OptState
+    mu: jax.Array
+    nu: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class LazyAdam:
+    """Adam(W) hyper-parameters of the table (optax's ``adamw`` defaults).
+
+    ``clip_norm`` (0 for none) is the global norm that the train step clips all gradients to,
+    the table's rows and every other parameter's together.
+    """
+
+    learning_rate: Callable[[jax.Array], jax.Array]  # step -> rate (the common schedule)
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+    def init(self, table: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jnp.zeros_like(table), jnp.zeros_like(table)
+
+    def update_rows(
+        self,
+        table: jax.Array,
+        mu: jax.Array,
+        nu: jax.Array,
+        rows: jax.Array,
+        grads: jax.Array,
+        step: jax.Array,
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """One Adam(W) step on the given rows of ``table``; every other row is left as it is.
+
+        Args:
+          table, mu, nu: (V, E) the table and its moments.
+          rows: (N,) distinct row ids; ids ≥ V are padding and are ignored.
+          grads: (N, E) the gradient of each of those rows.
+          step: the number of steps taken before this one (0 for the first).
+
+        Returns:
+          The new ``(table, mu, nu)``.
+        """
+        count = (step + 1).astype(jnp.float32)
+        m = self.b1 * mu.at[rows].get(mode="fill", fill_value=0) + (1 - self.b1) * grads
+        v = self.b2 * nu.at[rows].get(mode="fill", fill_value=0) + (1 - self.b2) * grads**2
+        m_hat = m / (1 - self.b1**count)
+        v_hat = v / (1 - self.b2**count)
+        old = table.at[rows].get(mode="fill", fill_value=0)
+        new = old - self.learning_rate(step) * (
+            m_hat / (jnp.sqrt(v_hat) + self.eps) + self.weight_decay * old
+        )
+        return (
+            table.at[rows].set(new, mode="drop"),
+            mu.at[rows].set(m, mode="drop"),
+            nu.at[rows].set(v, mode="drop"),
+        )
+
+
+def row_gradients(
+    ids: jax.Array, vector_grads: jax.Array, vocab_size: int
+) -> tuple[jax.Array, jax.Array]:
+    """The gradient of each distinct looked-up row.
+
+    Args:
+      ids: (...) token ids that were looked up.
+      vector_grads: (..., E) the gradient of each looked-up vector.
+      vocab_size: V; used as the id of padding rows.
+
+    Returns:
+      ``rows`` (N,) the distinct ids, then V for the unused places (N = ids.size), and ``grads``
+      (N, E): the sum of the gradients of each id's occurrences (0 for the padding places).
+    """
+    flat = ids.reshape(-1)
+    n = flat.shape[0]
+    rows, inverse = jnp.unique(flat, size=n, fill_value=vocab_size, return_inverse=True)
+    grads = jax.ops.segment_sum(vector_grads.reshape(n, -1), inverse.reshape(-1), num_segments=n)
+    return rows, grads
+
+
+def split_embedding(params: dict[str, Any]) -> tuple[jax.Array, dict[str, Any]]:
+    """``params`` → (the embedding table (V, E), every other parameter)."""
+    rest = {k: v for k, v in params.items() if k != EMBEDDING}
+    return params[EMBEDDING][EMBEDDING], rest
+
+
+def join_embedding(table: jax.Array, rest: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of ``split_embedding``."""
+    return {**rest, EMBEDDING: {EMBEDDING: table}}
