@@ -41,7 +41,8 @@ SHARED_DATA_DIR = REPO.parent / "shared" / "tensorflow_datasets"
 # MaxPooling1D 4) with longer texts (500 tokens, vocabulary 30,000), a bidirectional LSTM whose
 # outputs are max-pooled over time, and more dropout; beside it a fastText head (mean of word and
 # hashed-bigram embeddings, 2^20 buckets x 16), trained on its own loss and at its own learning
-# rate, whose probabilities are multiplied with the LSTM's. Chosen among the presets measured with
+# rate; a prediction weighs the two heads' log-probabilities with weights fitted on the validation
+# split (seqclf.head_weights). Chosen among the presets measured with
 # benchmarks/imdb_accuracy.py (numbers in README.md); --ngram-buckets 0 gives the CNN-LSTM alone.
 MODEL = ClassifierConfig(
     hidden_size=64,

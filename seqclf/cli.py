@@ -117,7 +117,8 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         type=int,
         default=defaults.ngram_buckets,
         help="also train a fastText head (mean of word and hashed-bigram embeddings, this many "
-        "bigram buckets) and multiply its probabilities in; 0 for none (default: %(default)s)",
+        "bigram buckets), weighed in by a weight fitted on validation; 0 for none "
+        "(default: %(default)s)",
     )
     g.add_argument(
         "--ngram-dim",
