@@ -212,8 +212,11 @@ class SequenceClassifier(nn.Module):
             name=EMBEDDING,
         )(tokens)
         # A no-op unless the train step passes a zero perturbation to read the looked-up
-        # vectors' gradient (TrainConfig.lazy_embedding; seqclf.lazy_embedding).
-        x = self.perturb(EMBEDDED, x).astype(dtype)
+        # vectors' gradient (TrainConfig.lazy_embedding; seqclf.lazy_embedding). Not at init,
+        # so that init's variables hold no perturbation of the example batch's shape.
+        if not self.is_initializing():
+            x = self.perturb(EMBEDDED, x)
+        x = x.astype(dtype)
         x = Dropout(
             cfg.embed_dropout,
             broadcast_dims=DROPOUT_MODES[cfg.embed_dropout_mode],

@@ -38,7 +38,7 @@ from seqclf.lazy_embedding import (
     split_embedding,
 )
 from seqclf.metrics import classification_metrics
-from seqclf.model import HEAD_LOGITS, HEAD_WEIGHTS, HEADS, NGRAM_PARAMS
+from seqclf.model import HEAD_LOGITS, HEAD_WEIGHTS, HEADS, NGRAM_PARAMS, SequenceClassifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,10 +216,10 @@ def create_train_state(
             dropout_key=dropout_key,
         )
     else:
-        if EMBEDDED not in variables.get("perturbations", {}):
+        if not isinstance(model, SequenceClassifier):
             raise ValueError(
-                "lazy_embedding needs a model that marks its embedding lookup with "
-                f"perturb({EMBEDDED!r}), as seqclf's classifier does"
+                "lazy_embedding needs seqclf's classifier (build_classifier), whose embedding "
+                f"lookup is marked with perturb({EMBEDDED!r}); got {type(model).__name__}"
             )
         tx = make_optimizer(config, total_steps, clip=False)
         lazy = LazyAdam(

@@ -103,7 +103,7 @@ def test_a_model_without_a_marked_embedding_is_rejected():
             return nn.Dense(2)(nn.Embed(VOCAB, 4)(tokens).mean(1))
 
     example = {"tokens": np.ones((2, 4), np.int32), "lengths": np.full(2, 4, np.int32)}
-    with pytest.raises(ValueError, match="lazy_embedding needs a model"):
+    with pytest.raises(ValueError, match="lazy_embedding needs seqclf"):
         train_module.create_train_state(
             Plain(), seqclf.TrainConfig(lazy_embedding=True), 10, example
         )
