@@ -405,9 +405,14 @@ def evaluate(
 ) -> dict[str, float]:
     """Loss, accuracy (and macro-F1 for > 2 classes) over a dataset; no example dropped."""
     probs = predict_probabilities(state, token_ids, config, desc=desc, progress=progress)
+    return _metrics(np.asarray(labels), probs)
+
+
+def _metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """``classification_metrics`` with the mean cross-entropy of (N, C) probabilities."""
     picked = probs[np.arange(len(labels)), labels]
     loss = float(-np.mean(np.log(np.maximum(picked, 1e-12)))) if len(labels) else 0.0
-    return classification_metrics(np.asarray(labels), probs, loss)
+    return classification_metrics(labels, probs, loss)
 
 
 def fit_head_weights_and_evaluate(
@@ -432,9 +437,7 @@ def fit_head_weights_and_evaluate(
     weights = fit_head_weights(per_head, labels)
     new_weights = DataParallel.of(state).replicate(jnp.asarray(weights))
     state = state.replace(params={**state.params, HEAD_WEIGHTS: new_weights})
-    combined = weighted_log_probs(per_head, weights)
-    loss = float(-np.mean(combined[np.arange(len(labels)), labels]))
-    return state, classification_metrics(labels, np.exp(combined), loss)
+    return state, _metrics(labels, np.exp(weighted_log_probs(per_head, weights)))
 
 
 def predict_probabilities(
