@@ -83,12 +83,12 @@ def keep_mask(key: jax.Array, rate: float, shape: Sequence[int]) -> jax.Array:
       k drawn from ``key``.
     """
     threshold = keep_threshold(rate)
+    shape = tuple(shape)
     size = math.prod(shape)
     if size >= _LEVELS:
         raise ValueError(f"a dropout mask must have fewer than 2^32 elements, got {size}")
     if threshold == _LEVELS:
-        return jnp.zeros(tuple(shape), bool)
-    shape = tuple(shape)
+        return jnp.zeros(shape, bool)
     key0, key1 = jax.random.bits(key, (2,), jnp.uint32)
 
     def keep(start: jax.Array, n: int) -> jax.Array:
