@@ -224,6 +224,49 @@ def test_conv_and_pool_gradients() -> None:
         )
 
 
+def _pool_by_reduce_window(x, size, lengths=None):
+    """max_pool1d as lax.reduce_window alone, differentiated by JAX (select-and-scatter)."""
+    x = ops.mask_padding(x, lengths, -jnp.inf)
+    y = jax.lax.reduce_window(
+        x, np.array(-np.inf, x.dtype), jax.lax.max, (1, size, 1), (1, size, 1), "VALID"
+    )
+    if lengths is not None:
+        y = ops.mask_padding(y, ops.output_lengths(lengths, size, stride=size))
+    return y
+
+
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_disjoint_max_pool_derivative_matches_select_and_scatter(size: int) -> None:
+    """Non-overlapping pooling has its own (elementwise) derivative: it must route every
+    gradient to the same step as JAX's own, ties included (they go to the earliest step)."""
+    rng = np.random.default_rng(size)
+    # Few distinct values, many of them 0 after relu, so most windows hold ties; T = 11 leaves
+    # steps that fall into no window; the second row's padding makes whole windows -inf.
+    x = jnp.asarray(np.maximum(rng.integers(-2, 3, size=(2, 11, 5)), 0), jnp.float32)
+    lengths = jnp.array([11, 5])
+    cotangent = jnp.asarray(rng.normal(size=(2, 11 // size, 5)), jnp.float32)
+    for lens in (None, lengths):
+
+        def loss(pool, x, lens=lens):
+            return jnp.sum(pool(x) * cotangent)
+
+        def ours(x, lens=lens):
+            return ops.max_pool1d(x, size, lengths=lens)
+
+        def theirs(x, lens=lens):
+            return _pool_by_reduce_window(x, size, lens)
+
+        np.testing.assert_array_equal(ours(x), theirs(x))
+        grad = jax.jit(jax.grad(functools.partial(loss, ours)))(x)
+        np.testing.assert_array_equal(grad, jax.grad(functools.partial(loss, theirs))(x))
+        if lens is None:  # each window's gradient lands on one step, not split among ties
+            assert np.count_nonzero(grad) == cotangent.size
+        tangent = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+        _, forward = jax.jvp(ours, (x,), (tangent,))
+        _, expected = jax.jvp(theirs, (x,), (tangent,))
+        np.testing.assert_array_equal(forward, expected)
+
+
 # ---------------------------------------------------------------------------------------------
 # Padding invariance: a sequence's results do not depend on its padding or its neighbours.
 # ---------------------------------------------------------------------------------------------

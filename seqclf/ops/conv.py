@@ -12,6 +12,8 @@ follows the sequence; this choice keeps results padding-invariant.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,16 +146,54 @@ def max_pool1d(
     if size < 1 or stride < 1:
         raise ValueError(f"max_pool1d: size and stride must be >= 1, got {size}, {stride}")
     padding = _check_padding(padding)
-    # A concrete NumPy -inf lets lax recognise max pooling (and differentiate it) inside jit.
-    neg_inf = np.array(-np.inf, x.dtype)
-    y = lax.reduce_window(
-        mask_padding(x, lengths, -jnp.inf),
-        neg_inf,
-        lax.max,
-        window_dimensions=(1, size, 1),
-        window_strides=(1, stride, 1),
-        padding=[(0, 0), *_explicit_padding(padding, size), (0, 0)],
-    )
+    x = mask_padding(x, lengths, -jnp.inf)
+    if padding == "VALID" and stride == size:
+        y = _max_pool_disjoint(x, size)
+    else:
+        y = _reduce_window_max(x, size, stride, _explicit_padding(padding, size))
     if lengths is not None:
         y = mask_padding(y, output_lengths(lengths, size, stride=stride, padding=padding))
     return y
+
+
+def _reduce_window_max(
+    x: jax.Array, size: int, stride: int, time_padding: list[tuple[int, int]]
+) -> jax.Array:
+    """(B, T, C) -> (B, T_out, C): ``lax.reduce_window`` with max over windows of time steps."""
+    # A concrete NumPy -inf lets lax recognise max pooling (and differentiate it) inside jit.
+    return lax.reduce_window(
+        x,
+        np.array(-np.inf, x.dtype),
+        lax.max,
+        window_dimensions=(1, size, 1),
+        window_strides=(1, stride, 1),
+        padding=[(0, 0), *time_padding, (0, 0)],
+    )
+
+
+# Why non-overlapping pooling has its own derivative: JAX differentiates ``reduce_window`` max
+# into XLA's select-and-scatter, which the CPU backend runs as a serial loop over windows and
+# which nothing fuses with. When the windows do not overlap (stride == size, Keras' default),
+# the derivative is elementwise: each output passes its tangent on from the first position of
+# its window that holds the maximum, exactly the position select-and-scatter picks (ties go to
+# the earliest step). Written as a JVP, so JAX transposes it for gradients by itself (a
+# broadcast and a select), and forward mode keeps working. The forward pass is unchanged.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _max_pool_disjoint(x: jax.Array, size: int) -> jax.Array:
+    """(B, T, C) -> (B, T // size, C): max over consecutive, non-overlapping windows."""
+    return _reduce_window_max(x, size, size, [(0, 0)])
+
+
+@_max_pool_disjoint.defjvp
+def _max_pool_disjoint_jvp(
+    size: int, primals: tuple[jax.Array], tangents: tuple[jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    (x,), (dx,) = primals, tangents
+    y = _max_pool_disjoint(x, size)
+    batch, steps, channels = y.shape
+    used = steps * size  # the steps that fall into a window ('VALID' drops the rest)
+    windows = (batch, steps, size, channels)
+    is_max = x[:, :used].reshape(windows) == y[:, :, None]
+    first_max = is_max & (jnp.cumsum(is_max, axis=2) == 1)
+    dy = jnp.where(first_max, dx[:, :used].reshape(windows), 0).sum(axis=2)
+    return y, dy
