@@ -13,6 +13,7 @@ import reference as ref
 from jax.test_util import check_grads
 
 from seqclf import ops
+from seqclf.ops import conv as conv_ops
 
 KINDS = ("rnn", "lstm", "gru")
 TOL = 1e-5
@@ -227,9 +228,7 @@ def test_conv_and_pool_gradients() -> None:
 def _pool_by_reduce_window(x, size, lengths=None):
     """max_pool1d as lax.reduce_window alone, differentiated by JAX (select-and-scatter)."""
     x = ops.mask_padding(x, lengths, -jnp.inf)
-    y = jax.lax.reduce_window(
-        x, np.array(-np.inf, x.dtype), jax.lax.max, (1, size, 1), (1, size, 1), "VALID"
-    )
+    y = conv_ops._reduce_window_max(x, size, size, [(0, 0)])
     if lengths is not None:
         y = ops.mask_padding(y, ops.output_lengths(lengths, size, stride=size))
     return y
