@@ -17,6 +17,7 @@ and its share of the machine's measured float32 matmul peak.
 
     python benchmarks/rnn_speed.py --quick                # CPU, LSTM, the issue's three shapes
     python benchmarks/rnn_speed.py --device gpu --quick --kinds lstm,gru,rnn
+    python benchmarks/rnn_speed.py --scaling              # time against length and batch
     python benchmarks/rnn_speed.py --smoke --out /tmp/x   # seconds; for the tests
 
 Writes ``rnn_speed.csv`` (impl,device,precision,batch,seq_len,hidden,mode,ms; impl is
@@ -56,6 +57,8 @@ def grid(args: argparse.Namespace) -> list[tuple[int, int, int, int]]:
     if args.quick:
         extra = [(32, 256, 64, 128), (64, 128, 128, 256)]
         return sorted(TARGETS + extra, key=lambda s: (s[3], s[0], s[1]))
+    if args.scaling:
+        return SCALING
     shapes = [
         (b, t, h // 2, h)
         for h in (64, 256, 1024)
@@ -64,6 +67,13 @@ def grid(args: argparse.Namespace) -> list[tuple[int, int, int, int]]:
     ]
     shapes += [s for s in TARGETS if s not in shapes]
     return sorted(shapes, key=lambda s: (s[3], s[0], s[1]))
+
+
+# ``--scaling``: the length from 64 to 2048 at batch 32, and the batch from 16 to 256 at length
+# 256 (hidden 128, input 64), to read off how time grows with each (``scaling_fits``).
+SCALING = [(32, t, 64, 128) for t in (64, 128, 256, 512, 1024, 2048)] + [
+    (b, 256, 64, 128) for b in (16, 64, 128, 256)
+]
 
 
 def flops(kind: str, shape: tuple[int, int, int, int], mode: str) -> float:
@@ -503,6 +513,73 @@ def target_summary(rows: list[Row], device: str) -> list[str]:
     return lines
 
 
+@dataclass
+class ScalingFit:
+    """How one implementation's time grows along one axis, the other dimensions fixed.
+
+    ``exponent`` is the slope of log(ms) against log(axis value), least squares over the points:
+    1.0 means time proportional to that axis (what a recurrence should show in the length).
+    """
+
+    kind: str
+    impl: str
+    precision: str
+    mode: str
+    axis: str  # "seq_len" or "batch"
+    fixed: str  # the other dimensions, e.g. "batch 32, hidden 128"
+    points: list[tuple[int, float]]  # (axis value, ms), sorted
+    exponent: float
+
+
+def scaling_fits(rows: list[Row], min_points: int = 3) -> list[ScalingFit]:
+    """Log-log slopes of time against sequence length and against batch, per implementation.
+
+    A family is the rows of one kind, implementation, precision and mode whose shapes differ only
+    in the length (or only in the batch); families with fewer than ``min_points`` distinct values
+    are left out.
+    """
+    axes = {
+        "seq_len": (1, lambda s: (s[0], s[2], s[3]), lambda k: f"batch {k[0]}, hidden {k[2]}"),
+        "batch": (0, lambda s: (s[1], s[2], s[3]), lambda k: f"length {k[0]}, hidden {k[2]}"),
+    }
+    fits = []
+    for axis, (index, rest, describe) in axes.items():
+        families: dict[tuple, dict[int, float]] = {}
+        for r in rows:
+            key = (r.kind, r.impl, r.precision, r.mode, rest(r.shape))
+            families.setdefault(key, {})[r.shape[index]] = r.ms
+        for (kind, impl, prec, mode, fixed), by_value in families.items():
+            if len(by_value) < min_points:
+                continue
+            points = sorted(by_value.items())
+            x = np.log([v for v, _ in points])
+            y = np.log([ms for _, ms in points])
+            exponent = float(np.polyfit(x, y, 1)[0])
+            fits.append(ScalingFit(kind, impl, prec, mode, axis, describe(fixed), points, exponent))
+    return fits
+
+
+def scaling_lines(rows: list[Row]) -> list[str]:
+    """Markdown: one row per ``scaling_fits`` family (empty when the grid has none)."""
+    fits = scaling_fits(rows)
+    if not fits:
+        return []
+    lines = [
+        "How time grows: the exponent p in ms ∝ (axis)^p, a least-squares line through the "
+        "log-log points (p = 1: linear).",
+        "",
+        "| kind | impl | precision | mode | axis | fixed | from → to | ms | exponent |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | ---: |",
+    ]
+    for f in fits:
+        (v0, ms0), (v1, ms1) = f.points[0], f.points[-1]
+        lines.append(
+            f"| {f.kind} | {f.impl} | {f.precision} | {f.mode} | {f.axis} | {f.fixed} | "
+            f"{v0} → {v1} | {ms0:.2f} → {ms1:.2f} | {f.exponent:.2f} |"
+        )
+    return lines
+
+
 def write_markdown(rows, path: Path, header: list[str], peak: float, device: str, memory) -> None:
     flax = _flax_ms(rows)
     lines = ["# One recurrent layer: speed", "", *header, ""]
@@ -534,40 +611,61 @@ def write_markdown(rows, path: Path, header: list[str], peak: float, device: str
                 f"{gflops:.1f} | {100 * gflops / peak:.0f} | {r.check} |"
             )
         lines.append("")
+    scaling = scaling_lines(rows)
+    if scaling:
+        lines += ["## Scaling with length and batch", "", *scaling, ""]
     if memory:
         lines += ["## Memory", "", *memory, ""]
     path.write_text("\n".join(lines))
 
 
 def write_plot(rows: list[Row], path: Path, title: str) -> None:
-    """Time vs sequence length (log-log), one line per implementation, a panel per shape family."""
+    """Time against sequence length (log-log), one line per implementation, a panel per shape
+    family; and time against batch where the grid sweeps the batch (``--scaling``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families = list(dict.fromkeys((r.kind, r.shape[0], r.shape[2], r.shape[3]) for r in rows))
+    def length_family(r: Row) -> tuple:
+        return (r.kind, r.shape[0], r.shape[2], r.shape[3])
+
+    def batch_family(r: Row) -> tuple:
+        return (r.kind, r.shape[1], r.shape[2], r.shape[3])
+
+    def count(family, r_axis) -> dict:
+        out: dict[tuple, set] = {}
+        for r in rows:
+            out.setdefault(family(r), set()).add(r.shape[r_axis])
+        return out
+
+    lengths, batches = count(length_family, 1), count(batch_family, 0)
+    swept = {f for f, values in batches.items() if len(values) >= 3}
+    # A one-point length family that belongs to a batch sweep is drawn in the batch panel only.
+    panels = [
+        ("seq_len", f)
+        for f in dict.fromkeys(map(length_family, rows))
+        if len(lengths[f]) >= 2
+        or not any(batch_family(r) in swept for r in rows if length_family(r) == f)
+    ]
+    panels += [("batch", f) for f in dict.fromkeys(map(batch_family, rows)) if f in swept]
     modes = ["fwd", "fwdbwd"]
-    fig, axes = plt.subplots(
-        len(families), 2, figsize=(12, 3.6 * len(families)), squeeze=False, sharex=False
-    )
-    for i, fam in enumerate(families):
-        kind, b, f, h = fam
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.6 * len(panels)), squeeze=False)
+    for i, (axis, fam) in enumerate(panels):
+        of_family, index = (length_family, 1) if axis == "seq_len" else (batch_family, 0)
         for j, mode in enumerate(modes):
             ax = axes[i][j]
-            sel = [
-                r
-                for r in rows
-                if (r.kind, r.shape[0], r.shape[2], r.shape[3]) == fam and r.mode == mode
-            ]
+            sel = [r for r in rows if of_family(r) == fam and r.mode == mode]
             for label in dict.fromkeys((r.impl, r.precision) for r in sel):
-                pts = sorted((r.shape[1], r.ms) for r in sel if (r.impl, r.precision) == label)
+                pts = sorted((r.shape[index], r.ms) for r in sel if (r.impl, r.precision) == label)
                 name = label[0] if label[1] == "float32" else f"{label[0]} ({label[1]})"
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_title(f"{kind} {mode}: batch {b}, input {f}, hidden {h}", fontsize=9)
-            ax.set_xlabel("sequence length")
+            kind, fixed, f, h = fam
+            fixed_name = "batch" if axis == "seq_len" else "length"
+            ax.set_title(f"{kind} {mode}: {fixed_name} {fixed}, input {f}, hidden {h}", fontsize=9)
+            ax.set_xlabel("sequence length" if axis == "seq_len" else "batch")
             ax.set_ylabel("ms (median)")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
@@ -591,11 +689,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--smoke", action="store_true", help="two tiny shapes, seqclf and flax only: for the tests"
     )
     parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="length 64..2048 at batch 32, batch 16..256 at length 256, hidden 128: time growth",
+    )
+    parser.add_argument(
         "--shapes", default="", help='explicit "B,T,F,H;B,T,F,H" (overrides the grid)'
     )
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (median)")
     parser.add_argument(
-        "--unrolls", default="", help="seqclf-fused unroll values (default 1,4 quick, 1,2,4,8)"
+        "--unrolls",
+        default="",
+        help="seqclf-fused unroll values (default 1,4 quick, 1 scaling, 1,2,4,8)",
     )
     parser.add_argument(
         "--impls", default="", help="comma-separated subset of implementation names"
@@ -637,7 +742,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         return []
     kinds = [k for k in args.kinds.split(",") if k]
     unrolls = [int(u) for u in args.unrolls.split(",") if u] or (
-        [1, 4] if args.quick or args.smoke else [1, 2, 4, 8]
+        [1] if args.scaling else [1, 4] if args.quick or args.smoke else [1, 2, 4, 8]
     )
     max_gflop = (
         args.max_gflop

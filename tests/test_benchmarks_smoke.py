@@ -7,6 +7,7 @@ written out in the documented format.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import random
@@ -67,3 +68,42 @@ def test_imdb_accuracy_smoke(tmp_path):
     heads = json.loads(row["head_test_accuracy"])
     assert sorted(heads) == ["ngram_head", "recurrent_head"]
     assert all(0 <= v <= 1 for v in heads.values())
+
+
+def _rnn_speed_module():
+    spec = importlib.util.spec_from_file_location("rnn_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaling_fits_read_the_growth_exponent_of_each_axis(tmp_path):
+    """Synthetic rows: time linear in length for one implementation, quadratic for another, and
+    square-root in batch; the fitted exponents are those, and the report and plot are written."""
+    rs = _rnn_speed_module()
+    rows = []
+    for b, t, f, h in rs.SCALING:
+        for impl, ms in (("lin", 0.5 * t), ("quad", 0.01 * t * t)):
+            ms *= (b / 32) ** 0.5  # both grow as sqrt(batch)
+            rows.append(rs.Row("lstm", impl, "cpu", "float32", (b, t, f, h), "fwdbwd", ms, "ok"))
+    rows.append(rs.Row("lstm", "lin", "cpu", "float32", (8, 64, 64, 128), "fwdbwd", 1.0, "ok"))
+    fits = {(fit.impl, fit.axis): fit for fit in rs.scaling_fits(rows)}
+    assert sorted(fits) == [
+        ("lin", "batch"),
+        ("lin", "seq_len"),
+        ("quad", "batch"),
+        ("quad", "seq_len"),
+    ]  # the lone batch-8 row makes no family
+    assert abs(fits["lin", "seq_len"].exponent - 1.0) < 1e-6
+    assert abs(fits["quad", "seq_len"].exponent - 2.0) < 1e-6
+    assert abs(fits["lin", "batch"].exponent - 0.5) < 1e-6
+    assert fits["lin", "seq_len"].fixed == "batch 32, hidden 128"
+    assert [t for t, _ in fits["lin", "seq_len"].points] == [64, 128, 256, 512, 1024, 2048]
+
+    rs.write_markdown(rows, tmp_path / "r.md", ["header"], 100.0, "cpu", [])
+    md = (tmp_path / "r.md").read_text()
+    assert "## Scaling with length and batch" in md
+    assert "| lstm | quad | float32 | fwdbwd | seq_len | batch 32, hidden 128 | 64 → 2048 |" in md
+    rs.write_plot(rows, tmp_path / "r.png", "title")
+    assert (tmp_path / "r.png").stat().st_size > 1000
