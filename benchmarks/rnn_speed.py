@@ -626,6 +626,7 @@ def write_plot(rows: list[Row], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     def length_family(r: Row) -> tuple:
         return (r.kind, r.shape[0], r.shape[2], r.shape[3])
@@ -662,6 +663,10 @@ def write_plot(rows: list[Row], path: Path, title: str) -> None:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            # Ticks at the measured sizes, written plainly (not as 3×10^1).
+            ax.set_xticks(sorted({r.shape[index] for r in sel}))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             kind, fixed, f, h = fam
             fixed_name = "batch" if axis == "seq_len" else "length"
             ax.set_title(f"{kind} {mode}: {fixed_name} {fixed}, input {f}, hidden {h}", fontsize=9)
