@@ -634,13 +634,14 @@ def write_plot(rows: list[Row], path: Path, title: str) -> None:
     def batch_family(r: Row) -> tuple:
         return (r.kind, r.shape[1], r.shape[2], r.shape[3])
 
-    def count(family, r_axis) -> dict:
+    def values_per_family(family, index: int) -> dict:
         out: dict[tuple, set] = {}
         for r in rows:
-            out.setdefault(family(r), set()).add(r.shape[r_axis])
+            out.setdefault(family(r), set()).add(r.shape[index])
         return out
 
-    lengths, batches = count(length_family, 1), count(batch_family, 0)
+    lengths = values_per_family(length_family, 1)
+    batches = values_per_family(batch_family, 0)
     swept = {f for f, values in batches.items() if len(values) >= 3}
     # A one-point length family that belongs to a batch sweep is drawn in the batch panel only.
     panels = [
