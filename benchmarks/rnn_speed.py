@@ -727,6 +727,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-memory", action="store_true", help="skip the length-2048 memory table"
     )
     parser.add_argument("--peak-only", action="store_true", help="measure the matmul peak and stop")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc keeps freed memory for reuse (seqclf.keep_freed_memory), for every impl alike",
+    )
     parser.add_argument("--out", type=Path, default=common.REPO / "benchmarks" / "results")
     return parser.parse_args(argv)
 
@@ -734,6 +739,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
     start = time.perf_counter()
+    if args.keep_freed_memory:  # before JAX starts its threads: the arena limit needs that
+        from seqclf.cpu_allocator import keep_freed_memory
+
+        if not keep_freed_memory():
+            raise SystemExit("--keep-freed-memory needs Linux with glibc")
     import jax
     from tqdm import tqdm
 
@@ -803,6 +813,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
     stamp = common.stamp(args.device)
     command = "python benchmarks/rnn_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = [f"Device and versions: {stamp}", "", f"Command: `{command}`", ""]
+    if args.keep_freed_memory:
+        header += ["glibc told to keep freed memory (`seqclf.keep_freed_memory`), all impls.", ""]
     if skipped:
         header.append(
             f"Skipped {len(skipped)} grid shapes over {max_gflop:g} GFLOP per fwdbwd call."

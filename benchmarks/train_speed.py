@@ -577,6 +577,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="first N train/test reviews (0: all)")
     parser.add_argument("--data-dir", default=str(SHARED), help="TFDS data_dir with imdb_reviews")
     parser.add_argument("--out", type=Path, default=common.REPO / "benchmarks" / "results")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc keeps freed memory for reuse (seqclf.keep_freed_memory), in every worker",
+    )
     # Internal: run one implementation in this process (main starts these).
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
@@ -599,6 +604,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.worker:
+        if args.keep_freed_memory:  # first, before any framework starts its threads
+            from seqclf.cpu_allocator import keep_freed_memory
+
+            if not keep_freed_memory():
+                raise SystemExit("--keep-freed-memory needs Linux with glibc")
         worker(args)
         return {}
     notes = [
@@ -627,6 +637,7 @@ def main(argv: list[str] | None = None) -> dict:
                 result = Path(tmp) / f"{impl}_{config}.json"
                 cmd = [sys.executable, script, "--worker", impl, "--config", config]
                 cmd += ["--data", str(paths[config]), "--epochs", str(args.epochs)]
+                cmd += ["--keep-freed-memory"] if args.keep_freed_memory else []
                 env = {**os.environ, "PYTHONUNBUFFERED": "1", "KERAS_BACKEND": "jax"}
                 start = time.perf_counter()
                 proc = subprocess.run([*cmd, "--result", str(result)], env=env)

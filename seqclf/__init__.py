@@ -6,6 +6,7 @@ The pure functions live in ``seqclf.ops`` (recurrent cells and drivers, Conv1D, 
 
 from seqclf import ops
 from seqclf.checkpoint import CheckpointError, CheckpointStore
+from seqclf.cpu_allocator import keep_freed_memory
 from seqclf.data import (
     TextDataset,
     Vocabulary,
@@ -56,6 +57,7 @@ __all__ = [
     "eval_step",
     "evaluate",
     "fit",
+    "keep_freed_memory",
     "load",
     "load_any",
     "load_folder",

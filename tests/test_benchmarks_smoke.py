@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import json
 import os
+import platform
 import random
 import subprocess
 import sys
@@ -21,6 +22,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
 def test_rnn_speed_smoke(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--kinds", "rnn", "--repeats", "2"]
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    cmd += ["--keep-freed-memory"] if glibc else []  # the allocator setting's path runs too
     proc = subprocess.run(
         [*cmd, "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
     )
@@ -40,6 +43,7 @@ def test_rnn_speed_smoke(tmp_path):
 
     md = (tmp_path / "rnn_speed.md").read_text()
     assert "GFLOP/s" in md and "jax" in md and "max|diff|" not in md
+    assert ("keep freed memory" in md) == glibc
     assert (tmp_path / "rnn_speed.png").stat().st_size > 1000
 
 
