@@ -16,6 +16,15 @@ if str(REPO) not in sys.path:  # `python benchmarks/x.py` from a checkout, witho
     sys.path.insert(0, str(REPO))
 
 
+def keep_freed_memory_or_exit() -> None:
+    """``--keep-freed-memory``: apply ``seqclf.keep_freed_memory`` (before JAX or torch start
+    their threads: the arena limit needs that), or stop where there is no glibc."""
+    from seqclf.cpu_allocator import keep_freed_memory
+
+    if not keep_freed_memory():
+        raise SystemExit("--keep-freed-memory needs Linux with glibc")
+
+
 def versions() -> dict[str, str]:
     """Installed versions of the libraries a benchmark row depends on (absent ones left out)."""
     out = {"python": platform.python_version()}

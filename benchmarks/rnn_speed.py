@@ -739,11 +739,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(argv)
     start = time.perf_counter()
-    if args.keep_freed_memory:  # before JAX starts its threads: the arena limit needs that
-        from seqclf.cpu_allocator import keep_freed_memory
-
-        if not keep_freed_memory():
-            raise SystemExit("--keep-freed-memory needs Linux with glibc")
+    if args.keep_freed_memory:  # before JAX is imported
+        common.keep_freed_memory_or_exit()
     import jax
     from tqdm import tqdm
 

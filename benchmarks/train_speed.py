@@ -604,11 +604,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.worker:
-        if args.keep_freed_memory:  # first, before any framework starts its threads
-            from seqclf.cpu_allocator import keep_freed_memory
-
-            if not keep_freed_memory():
-                raise SystemExit("--keep-freed-memory needs Linux with glibc")
+        if args.keep_freed_memory:  # first, before any framework is imported
+            common.keep_freed_memory_or_exit()
         worker(args)
         return {}
     notes = [

@@ -35,6 +35,11 @@ _KEEP_BYTES = 2**31 - 1
 _TOP_PAD_BYTES = 256 << 20
 
 
+def has_glibc() -> bool:
+    """Whether this process runs on Linux with glibc, the allocator ``keep_freed_memory`` tunes."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> bool:
     """Tell glibc to reuse freed memory instead of returning it to the kernel (see module doc).
 
@@ -42,7 +47,7 @@ def keep_freed_memory() -> bool:
       True when all four settings were applied; False where there is no glibc (macOS, Windows,
       musl) or ``mallopt`` refused one of them.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not has_glibc():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

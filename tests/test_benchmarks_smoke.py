@@ -10,11 +10,12 @@ import csv
 import importlib.util
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
 from pathlib import Path
+
+from seqclf.cpu_allocator import has_glibc
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
 
@@ -22,7 +23,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
 def test_rnn_speed_smoke(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--kinds", "rnn", "--repeats", "2"]
-    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    glibc = has_glibc()
     cmd += ["--keep-freed-memory"] if glibc else []  # the allocator setting's path runs too
     proc = subprocess.run(
         [*cmd, "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300

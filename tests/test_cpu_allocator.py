@@ -7,15 +7,15 @@ process-wide and only holds for arenas created after it.
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 
 import pytest
 
+from seqclf.cpu_allocator import has_glibc
+
 pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="keep_freed_memory acts on glibc's malloc only",
+    not has_glibc(), reason="keep_freed_memory acts on glibc's malloc only"
 )
 
 # Allocates, fills and frees a 64 MiB block 20 times; prints the minor page faults of the last 19.
