@@ -658,6 +658,10 @@ def write_plot(rows: list[Row], path: Path, title: str) -> None:
         for j, mode in enumerate(modes):
             ax = axes[i][j]
             sel = [r for r in rows if of_family(r) == fam and r.mode == mode]
+            if not sel:  # e.g. --budget-s ran out first: say so instead of an empty frame
+                ax.text(0.5, 0.5, f"{mode}: not measured", ha="center", va="center")
+                ax.set_axis_off()
+                continue
             for label in dict.fromkeys((r.impl, r.precision) for r in sel):
                 pts = sorted((r.shape[index], r.ms) for r in sel if (r.impl, r.precision) == label)
                 name = label[0] if label[1] == "float32" else f"{label[0]} ({label[1]})"
