@@ -25,6 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+# Rows updated per iteration of ``LazyAdam.update``'s loop (a config-S batch has ~1,000 distinct
+# words, config L ~3,000-5,000; measured in benchmarks/README.md).
+UPDATE_BLOCK = 1024
 # The model's embedding module (and parameter) name, and the name of its perturbation.
 EMBEDDING = "embedding"
 EMBEDDED = "embedded"
@@ -96,6 +99,45 @@ class LazyAdam:
             mu.at[rows].set(m, mode="drop"),
             nu.at[rows].set(v, mode="drop"),
         )
+
+    def update(
+        self,
+        table: jax.Array,
+        mu: jax.Array,
+        nu: jax.Array,
+        rows: jax.Array,
+        grads: jax.Array,
+        step: jax.Array,
+        block: int = UPDATE_BLOCK,
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``update_rows`` on the real rows among ``rows``, ``block`` of them at a time.
+
+        ``rows`` (from ``row_gradients``) has one place per looked-up token, most of them padding
+        when words repeat (a 64 × 400 IMDB batch: ~25,600 places, ~3,000 distinct words). The
+        real rows are packed to the front and updated in a loop that runs only as many blocks as
+        there are real rows, so the work follows the number of distinct words, not of tokens.
+
+        Args and returns: as ``update_rows``.
+        """
+        vocab_size, n = table.shape[0], rows.shape[0]
+        real = rows < vocab_size
+        padded = -(-n // block) * block  # whole blocks: a clamped dynamic_slice would repeat rows
+        # places[k] = the place of the k-th real row; n (out of range) after the last one.
+        slot = jnp.where(real, jnp.cumsum(real, dtype=jnp.int32) - 1, padded)
+        places = (
+            jnp.full((padded,), n, jnp.int32)
+            .at[slot]
+            .set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+        )
+
+        def update_block(i: jax.Array, state: tuple) -> tuple:
+            at = jax.lax.dynamic_slice(places, (i * block,), (block,))
+            block_rows = rows.at[at].get(mode="fill", fill_value=vocab_size)
+            block_grads = grads.at[at].get(mode="fill", fill_value=0)
+            return self.update_rows(*state, block_rows, block_grads, step)
+
+        blocks = (jnp.sum(real, dtype=jnp.int32) + block - 1) // block
+        return jax.lax.fori_loop(0, blocks, update_block, (table, mu, nu))
 
 
 def row_gradients(

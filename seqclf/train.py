@@ -314,7 +314,7 @@ def _lazy_embedding_step(
         row_grads = row_grads * scale
     opt = state.opt_state
     updates, rest_opt = state.tx.update(rest_grads, opt.rest, rest)
-    table, mu, nu = state.lazy_adam.update_rows(table, opt.mu, opt.nu, rows, row_grads, state.step)
+    table, mu, nu = state.lazy_adam.update(table, opt.mu, opt.nu, rows, row_grads, state.step)
     new_state = state.replace(
         step=state.step + 1,
         params=join_embedding(table, optax.apply_updates(rest, updates)),

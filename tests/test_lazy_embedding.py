@@ -10,7 +10,7 @@ import pytest
 
 import seqclf
 from seqclf import train as train_module
-from seqclf.lazy_embedding import row_gradients
+from seqclf.lazy_embedding import LazyAdam, row_gradients
 
 VOCAB = 12
 MODEL = seqclf.build_classifier(
@@ -94,6 +94,36 @@ def test_row_gradients_are_the_rows_of_the_dense_gradient():
     assert np.abs(grads[~real]).max() == 0.0
     untouched = sorted(set(range(VOCAB)) - set(rows[real].tolist()))
     assert np.abs(dense[untouched]).max(initial=0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "ids, block",
+    [
+        (np.arange(40) % 12, 3),  # 12 words repeated: four whole blocks
+        (np.arange(40) % 12, 5),  # the last block part-full
+        (np.arange(40) % 12, 64),  # one block
+        (np.arange(10), 4),  # every place a distinct word: the last block runs past the end
+        (np.array([], np.int64), 4),  # no words at all
+    ],
+)
+def test_the_block_loop_updates_each_real_row_once_as_one_big_update_would(ids, block):
+    rng = np.random.default_rng(3)
+    vocab, dim = 30, 5
+    table, mu, nu = (jnp.asarray(rng.normal(size=(vocab, dim)), jnp.float32) for _ in range(3))
+    nu = jnp.abs(nu)
+    if ids.size:
+        vector_grads = jnp.asarray(rng.normal(size=(ids.size, dim)), jnp.float32)
+        rows, grads = row_gradients(jnp.asarray(ids), vector_grads, vocab)
+    else:  # only padding places
+        rows, grads = jnp.full(8, vocab), jnp.zeros((8, dim))
+    lazy = LazyAdam(learning_rate=lambda step: 0.1, weight_decay=0.01)
+    step = jnp.asarray(2)
+    expected = lazy.update_rows(table, mu, nu, rows, grads, step)
+    got = lazy.update(table, mu, nu, rows, grads, step, block=block)
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-6, atol=1e-7)
+    changed = np.flatnonzero(np.abs(np.asarray(got[0]) - np.asarray(table)).max(axis=1) > 0)
+    assert changed.tolist() == sorted(set(ids.tolist()))
 
 
 def test_a_model_without_a_marked_embedding_is_rejected():
