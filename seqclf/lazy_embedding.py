@@ -12,7 +12,9 @@ How the rows' gradient is obtained without the dense one: the model marks its lo
 with ``nn.Module.perturb`` (``EMBEDDED``); the train step differentiates the loss with respect to
 that zero perturbation, which gives the gradient of every looked-up vector (B, T, E), and sums
 them per distinct token id (``row_gradients``). The table itself is held constant, so XLA never
-builds the dense (V, E) gradient.
+builds the dense (V, E) gradient. ``LazyAdam.update`` then packs those rows together and updates
+them a block at a time, as many blocks as the batch has distinct words: the step's work follows
+the words, not the vocabulary or the number of tokens.
 """
 
 from __future__ import annotations
