@@ -164,29 +164,98 @@ def _lstm_activations(z: jax.Array) -> jax.Array:
     return a * jax.nn.sigmoid(a * z) - (a - 1.0)
 
 
-def _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll, save):
-    def step(carry, inputs):
-        h, c = carry
-        xw_t, m_t = inputs
-        acts = _lstm_activations(xw_t + h @ w_hh + b_hh)
-        i, f, g, o = jnp.split(acts, 4, axis=-1)
-        c_new = _hold(m_t, f * c + i * g, c)
-        h_new = _hold(m_t, o * jnp.tanh(c_new), h)
-        saved = (h_new, c_new, acts) if save else h_new
-        return (h_new, c_new), saved
+def _lstm_step(w_hh, b_hh, h, c, xw_t, m_t):
+    """One forward step: ``(h_new, c_new, acts)``, acts the (B, 4H) gate activations."""
+    acts = _lstm_activations(xw_t + h @ w_hh + b_hh)
+    i, f, g, o = jnp.split(acts, 4, axis=-1)
+    c_new = _hold(m_t, f * c + i * g, c)
+    h_new = _hold(m_t, o * jnp.tanh(c_new), h)
+    return h_new, c_new, acts
 
-    (h, c), saved = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
-    return h, c, saved
+
+def _lstm_step_grad(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t):
+    """One backward step: ``(dh_prev, dc_prev, dgates)``, dgates w.r.t. the (B, 4H)
+    pre-activations; ``dh``, ``dc`` are the gradients w.r.t. this step's outgoing state."""
+    i, f, g, o = jnp.split(a_t, 4, axis=-1)
+    # Gradients w.r.t. this step's new h and c (zero at padded steps).
+    dh_new = _hold(m_t, dh + dy_t, jnp.zeros_like(dh))
+    dc_new = _hold(m_t, dc, jnp.zeros_like(dc))
+    tanh_c = jnp.tanh(c_t)
+    dc_tot = dc_new + dh_new * o * (1.0 - tanh_c * tanh_c)
+    dgates = jnp.concatenate(
+        [
+            dc_tot * g * _sigmoid_grad(i),
+            dc_tot * c_prev * _sigmoid_grad(f),
+            dc_tot * i * (1.0 - g * g),
+            dh_new * tanh_c * _sigmoid_grad(o),
+        ],
+        axis=-1,
+    )
+    dh_prev = _hold(m_t, dgates @ w_t, dh)
+    dc_prev = _hold(m_t, dc_tot * f, dc)
+    return dh_prev, dc_prev, dgates
+
+
+def _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll):
+    """The forward loop alone (no gradient needed): ``(h_n, c_n, hs)``."""
+
+    def step(carry, inputs):
+        h, c, _ = _lstm_step(w_hh, b_hh, *carry, *inputs)
+        return (h, c), h
+
+    (h, c), hs = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
+    return h, c, hs
+
+
+# With unroll=1, one (T, B, 4H) buffer serves the whole layer, as cuDNN's "reserve space" does:
+# it enters the forward loop holding the input projection xw and leaves it holding the gate
+# activations (step t overwrites the xw_t it has read), and the backward loop overwrites those
+# with the gate gradients, which are then dxw. On the CPU a fresh buffer that size is
+# page-faulted in anew on every call (malloc maps it, and unmaps it when it is freed), so three
+# such buffers cost more than their arithmetic: at B 64, T 512, H 512 this cut the page faults
+# of a forward + backward from ~240,000 to ~140,000 and its time by ~10 % (benchmarks/README.md).
+#
+# Each step reads the row for the *next* step from the buffer it has just written (a different
+# row) and carries it. Reading row t and then writing row t of the same buffer would be as
+# correct, but XLA fuses that read into every kernel that uses it and then copies the whole
+# buffer each step so that the write cannot overtake the reads (~8x slower). With unroll > 1 it
+# does the same inside the unrolled body, so there the loops keep separate buffers.
+
+
+def _lstm_scan_saving(w_hh, b_hh, xw, mask, h0, c0, unroll):
+    """The forward loop for the backward pass: ``(h_n, c_n, hs, cs, acts)``, with the states
+    hs, cs (T, B, H) and the gate activations acts (T, B, 4H) (in xw's buffer when unroll=1)."""
+    steps = xw.shape[0]
+    if unroll > 1 or steps == 0:
+
+        def step(carry, inputs):
+            h, c, acts = _lstm_step(w_hh, b_hh, *carry, *inputs)
+            return (h, c), (h, c, acts)
+
+        (h, c), (hs, cs, acts) = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
+        return h, c, hs, cs, acts
+
+    def step_in_place(carry, inputs):
+        h, c, buf, xw_t = carry
+        t, m_t = inputs
+        h, c, acts = _lstm_step(w_hh, b_hh, h, c, xw_t, m_t)
+        buf = jax.lax.dynamic_update_index_in_dim(buf, acts, t, 0)
+        xw_next = jax.lax.dynamic_index_in_dim(buf, jnp.minimum(t + 1, steps - 1), 0, False)
+        return (h, c, buf, xw_next), (h, c)
+
+    carry = (h0, c0, xw, xw[0])
+    (h, c, acts, _), (hs, cs) = jax.lax.scan(step_in_place, carry, (jnp.arange(steps), mask))
+    return h, c, hs, cs, acts
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _lstm(w_hh, b_hh, xw, mask, h0, c0, unroll):
-    h, c, hs = _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll, save=False)
+    h, c, hs = _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll)
     return _outputs(mask, hs), h, c
 
 
 def _lstm_fwd(w_hh, b_hh, xw, mask, h0, c0, unroll):
-    h, c, (hs, cs, acts) = _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll, save=True)
+    h, c, hs, cs, acts = _lstm_scan_saving(w_hh, b_hh, xw, mask, h0, c0, unroll)
     return (_outputs(mask, hs), h, c), (w_hh, mask, h0, c0, hs, cs, acts)
 
 
@@ -194,31 +263,29 @@ def _lstm_bwd(unroll, residuals, cotangents):
     w_hh, mask, h0, c0, hs, cs, acts = residuals
     dys, dh_n, dc_n = cotangents
     w_t = w_hh.T
+    steps = acts.shape[0]
+    c_prev = _previous(c0, cs)
+    if unroll > 1 or steps == 0:
+        inputs = (dys, acts, cs, c_prev, mask)
 
-    def step(carry, inputs):
-        dh, dc = carry
-        dy_t, a_t, c_t, c_prev, m_t = inputs
-        i, f, g, o = jnp.split(a_t, 4, axis=-1)
-        # Gradients w.r.t. this step's new h and c (zero at padded steps).
-        dh_new = _hold(m_t, dh + dy_t, jnp.zeros_like(dh))
-        dc_new = _hold(m_t, dc, jnp.zeros_like(dc))
-        tanh_c = jnp.tanh(c_t)
-        dc_tot = dc_new + dh_new * o * (1.0 - tanh_c * tanh_c)
-        dgates = jnp.concatenate(
-            [
-                dc_tot * g * _sigmoid_grad(i),
-                dc_tot * c_prev * _sigmoid_grad(f),
-                dc_tot * i * (1.0 - g * g),
-                dh_new * tanh_c * _sigmoid_grad(o),
-            ],
-            axis=-1,
-        )
-        dh_prev = _hold(m_t, dgates @ w_t, dh)
-        dc_prev = _hold(m_t, dc_tot * f, dc)
-        return (dh_prev, dc_prev), dgates
+        def step(carry, inputs):
+            dh, dc, dgates = _lstm_step_grad(w_t, *carry, *inputs)
+            return (dh, dc), dgates
 
-    inputs = (dys, acts, cs, _previous(c0, cs), mask)
-    (dh0, dc0), dgates = jax.lax.scan(step, (dh_n, dc_n), inputs, reverse=True, unroll=unroll)
+        (dh0, dc0), dgates = jax.lax.scan(step, (dh_n, dc_n), inputs, reverse=True, unroll=unroll)
+    else:
+
+        def step_in_place(carry, inputs):
+            dh, dc, buf, a_t = carry  # buf: activations up to step t, gate gradients after it
+            t, dy_t, c_t, c_prev, m_t = inputs
+            dh, dc, dgates = _lstm_step_grad(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t)
+            buf = jax.lax.dynamic_update_index_in_dim(buf, dgates, t, 0)
+            a_next = jax.lax.dynamic_index_in_dim(buf, jnp.maximum(t - 1, 0), 0, False)
+            return (dh, dc, buf, a_next), None
+
+        inputs = (jnp.arange(steps), dys, cs, c_prev, mask)
+        carry = (dh_n, dc_n, acts, acts[-1])
+        (dh0, dc0, dgates, _), _ = jax.lax.scan(step_in_place, carry, inputs, reverse=True)
     dw, db = _weight_grads(_previous(h0, hs), dgates)
     return dw, db, dgates, None, dh0, dc0
 
@@ -240,8 +307,9 @@ def lstm_recurrence(
         i, f, g, o = split(xw_t + h_{t-1} W_hh + b_hh, 4)
         c_t = σ(f) * c_{t-1} + σ(i) * tanh(g);  h_t = σ(o) * tanh(c_t)
 
-    The forward scan saves the gate activations (T, B, 4H) and the states h_t, c_t (T, B, H);
-    the backward scan carries only (dh, dc); ``dW_hh`` is one matmul after it.
+    The forward scan saves the gate activations (T, B, 4H), in the buffer of ``xw``, and the
+    states h_t, c_t (T, B, H); the backward scan carries only (dh, dc) and writes the gate
+    gradients over the activations; ``dW_hh`` is one matmul after it.
 
     Args:
       w_hh: (H, 4H) recurrent weights.
