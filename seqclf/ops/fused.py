@@ -207,10 +207,10 @@ def _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll):
     return h, c, hs
 
 
-# With unroll=1, one (T, B, 4H) buffer serves the whole layer, as cuDNN's "reserve space" does:
-# it enters the forward loop holding the input projection xw and leaves it holding the gate
-# activations (step t overwrites the xw_t it has read), and the backward loop overwrites those
-# with the gate gradients, which are then dxw. On the CPU a fresh buffer that size is
+# On the CPU, with unroll=1, one (T, B, 4H) buffer serves the whole layer, as cuDNN's "reserve
+# space" does: it enters the forward loop holding the input projection xw and leaves it holding
+# the gate activations (step t overwrites the xw_t it has read), and the backward loop overwrites
+# those with the gate gradients, which are then dxw. On the CPU a fresh buffer that size is
 # page-faulted in anew on every call (malloc maps it, and unmaps it when it is freed), so three
 # such buffers cost more than their arithmetic: at B 64, T 512, H 512 this cut the page faults
 # of a forward + backward from ~240,000 to ~140,000 and its time by ~10 % (benchmarks/README.md).
@@ -219,15 +219,17 @@ def _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll):
 # row) and carries it. Reading row t and then writing row t of the same buffer would be as
 # correct, but XLA fuses that read into every kernel that uses it and then copies the whole
 # buffer each step so that the write cannot overtake the reads (~8x slower). With unroll > 1 it
-# does the same inside the unrolled body, so there the loops keep separate buffers.
+# does the same inside the unrolled body, so there the loops keep separate buffers. Other
+# platforms keep them too: their allocators reuse device memory (no page faults), and the
+# separate-buffer loops are the ones measured against cuDNN (benchmarks/README.md, GPU).
 
 
 def _lstm_scan_saving(w_hh, b_hh, xw, mask, h0, c0, unroll):
     """The forward loop for the backward pass: ``(h_n, c_n, hs, cs, acts)``, with the states
-    hs, cs (T, B, H) and the gate activations acts (T, B, 4H) (in xw's buffer when unroll=1)."""
+    hs, cs (T, B, H) and the gate activations acts (T, B, 4H) (in xw's buffer on the CPU)."""
     steps = xw.shape[0]
-    if unroll > 1 or steps == 0:
 
+    def separate():
         def step(carry, inputs):
             h, c, acts = _lstm_step(w_hh, b_hh, *carry, *inputs)
             return (h, c), (h, c, acts)
@@ -235,17 +237,22 @@ def _lstm_scan_saving(w_hh, b_hh, xw, mask, h0, c0, unroll):
         (h, c), (hs, cs, acts) = jax.lax.scan(step, (h0, c0), (xw, mask), unroll=unroll)
         return h, c, hs, cs, acts
 
-    def step_in_place(carry, inputs):
-        h, c, buf, xw_t = carry
-        t, m_t = inputs
-        h, c, acts = _lstm_step(w_hh, b_hh, h, c, xw_t, m_t)
-        buf = jax.lax.dynamic_update_index_in_dim(buf, acts, t, 0)
-        xw_next = jax.lax.dynamic_index_in_dim(buf, jnp.minimum(t + 1, steps - 1), 0, False)
-        return (h, c, buf, xw_next), (h, c)
+    def in_place():
+        def step(carry, inputs):
+            h, c, buf, xw_t = carry
+            t, m_t = inputs
+            h, c, acts = _lstm_step(w_hh, b_hh, h, c, xw_t, m_t)
+            buf = jax.lax.dynamic_update_index_in_dim(buf, acts, t, 0)
+            xw_next = jax.lax.dynamic_index_in_dim(buf, jnp.minimum(t + 1, steps - 1), 0, False)
+            return (h, c, buf, xw_next), (h, c)
 
-    carry = (h0, c0, xw, xw[0])
-    (h, c, acts, _), (hs, cs) = jax.lax.scan(step_in_place, carry, (jnp.arange(steps), mask))
-    return h, c, hs, cs, acts
+        carry = (h0, c0, xw, xw[0])
+        (h, c, acts, _), (hs, cs) = jax.lax.scan(step, carry, (jnp.arange(steps), mask))
+        return h, c, hs, cs, acts
+
+    if unroll > 1 or steps == 0:
+        return separate()
+    return jax.lax.platform_dependent(cpu=in_place, default=separate)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
@@ -265,27 +272,34 @@ def _lstm_bwd(unroll, residuals, cotangents):
     w_t = w_hh.T
     steps = acts.shape[0]
     c_prev = _previous(c0, cs)
-    if unroll > 1 or steps == 0:
-        inputs = (dys, acts, cs, c_prev, mask)
 
+    def separate():
         def step(carry, inputs):
             dh, dc, dgates = _lstm_step_grad(w_t, *carry, *inputs)
             return (dh, dc), dgates
 
+        inputs = (dys, acts, cs, c_prev, mask)
         (dh0, dc0), dgates = jax.lax.scan(step, (dh_n, dc_n), inputs, reverse=True, unroll=unroll)
-    else:
+        return dh0, dc0, dgates
 
-        def step_in_place(carry, inputs):
+    def in_place():
+        def step(carry, inputs):
             dh, dc, buf, a_t = carry  # buf: activations up to step t, gate gradients after it
-            t, dy_t, c_t, c_prev, m_t = inputs
-            dh, dc, dgates = _lstm_step_grad(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t)
+            t, dy_t, c_t, c_prev_t, m_t = inputs
+            dh, dc, dgates = _lstm_step_grad(w_t, dh, dc, dy_t, a_t, c_t, c_prev_t, m_t)
             buf = jax.lax.dynamic_update_index_in_dim(buf, dgates, t, 0)
             a_next = jax.lax.dynamic_index_in_dim(buf, jnp.maximum(t - 1, 0), 0, False)
             return (dh, dc, buf, a_next), None
 
         inputs = (jnp.arange(steps), dys, cs, c_prev, mask)
         carry = (dh_n, dc_n, acts, acts[-1])
-        (dh0, dc0, dgates, _), _ = jax.lax.scan(step_in_place, carry, inputs, reverse=True)
+        (dh0, dc0, dgates, _), _ = jax.lax.scan(step, carry, inputs, reverse=True)
+        return dh0, dc0, dgates
+
+    if unroll > 1 or steps == 0:
+        dh0, dc0, dgates = separate()
+    else:
+        dh0, dc0, dgates = jax.lax.platform_dependent(cpu=in_place, default=separate)
     dw, db = _weight_grads(_previous(h0, hs), dgates)
     return dw, db, dgates, None, dh0, dc0
 
