@@ -68,9 +68,9 @@ def _close(actual, expected, tol: float = TOL) -> None:
     ],
 )
 def test_matches_reference(kind, lengths, reverse, unroll, remat):
-    """Lengths 0, 1 and full; reverse; unroll > 1, also one that does not divide the 6 steps
-    (the LSTM's loops read each next row from the buffer they write); remat: all equal the
-    autodiffed scan."""
+    """Lengths 0, 1 and full; reverse; unroll > 1, also one that does not divide the 6 steps;
+    remat: all equal the autodiffed scan. (On the CPU the LSTM runs its shared-buffer loops
+    with unroll=1 and its separate-buffer ones with unroll > 1: both are covered.)"""
     rng = np.random.default_rng(0)
     batch, steps, features, hidden = 4, 6, 3, 5
     params = _params(kind, features, hidden)

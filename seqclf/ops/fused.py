@@ -224,6 +224,19 @@ def _lstm_scan(w_hh, b_hh, xw, mask, h0, c0, unroll):
 # separate-buffer loops are the ones measured against cuDNN (benchmarks/README.md, GPU).
 
 
+def _write_row_read_next(buf, row, t, next_t):
+    """``buf`` with ``row`` written at step t, and the row at ``next_t`` read from the result."""
+    buf = jax.lax.dynamic_update_index_in_dim(buf, row, t, 0)
+    return buf, jax.lax.dynamic_index_in_dim(buf, next_t, 0, False)
+
+
+def _loop_form(unroll, steps, in_place, separate):
+    """The shared-buffer loop where it pays (CPU, unroll=1), else the separate-buffer one."""
+    if unroll > 1 or steps == 0:
+        return separate()
+    return jax.lax.platform_dependent(cpu=in_place, default=separate)
+
+
 def _lstm_scan_saving(w_hh, b_hh, xw, mask, h0, c0, unroll):
     """The forward loop for the backward pass: ``(h_n, c_n, hs, cs, acts)``, with the states
     hs, cs (T, B, H) and the gate activations acts (T, B, 4H) (in xw's buffer on the CPU)."""
@@ -242,17 +255,14 @@ def _lstm_scan_saving(w_hh, b_hh, xw, mask, h0, c0, unroll):
             h, c, buf, xw_t = carry
             t, m_t = inputs
             h, c, acts = _lstm_step(w_hh, b_hh, h, c, xw_t, m_t)
-            buf = jax.lax.dynamic_update_index_in_dim(buf, acts, t, 0)
-            xw_next = jax.lax.dynamic_index_in_dim(buf, jnp.minimum(t + 1, steps - 1), 0, False)
+            buf, xw_next = _write_row_read_next(buf, acts, t, jnp.minimum(t + 1, steps - 1))
             return (h, c, buf, xw_next), (h, c)
 
         carry = (h0, c0, xw, xw[0])
         (h, c, acts, _), (hs, cs) = jax.lax.scan(step, carry, (jnp.arange(steps), mask))
         return h, c, hs, cs, acts
 
-    if unroll > 1 or steps == 0:
-        return separate()
-    return jax.lax.platform_dependent(cpu=in_place, default=separate)
+    return _loop_form(unroll, steps, in_place, separate)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
@@ -287,8 +297,7 @@ def _lstm_bwd(unroll, residuals, cotangents):
             dh, dc, buf, a_t = carry  # buf: activations up to step t, gate gradients after it
             t, dy_t, c_t, c_prev_t, m_t = inputs
             dh, dc, dgates = _lstm_step_grad(w_t, dh, dc, dy_t, a_t, c_t, c_prev_t, m_t)
-            buf = jax.lax.dynamic_update_index_in_dim(buf, dgates, t, 0)
-            a_next = jax.lax.dynamic_index_in_dim(buf, jnp.maximum(t - 1, 0), 0, False)
+            buf, a_next = _write_row_read_next(buf, dgates, t, jnp.maximum(t - 1, 0))
             return (dh, dc, buf, a_next), None
 
         inputs = (jnp.arange(steps), dys, cs, c_prev, mask)
@@ -296,10 +305,7 @@ def _lstm_bwd(unroll, residuals, cotangents):
         (dh0, dc0, dgates, _), _ = jax.lax.scan(step, carry, inputs, reverse=True)
         return dh0, dc0, dgates
 
-    if unroll > 1 or steps == 0:
-        dh0, dc0, dgates = separate()
-    else:
-        dh0, dc0, dgates = jax.lax.platform_dependent(cpu=in_place, default=separate)
+    dh0, dc0, dgates = _loop_form(unroll, steps, in_place, separate)
     dw, db = _weight_grads(_previous(h0, hs), dgates)
     return dw, db, dgates, None, dh0, dc0
 
