@@ -4,7 +4,7 @@ The pure functions live in ``seqclf.ops`` (recurrent cells and drivers, Conv1D, 
 ``seqclf.interop`` converts PyTorch recurrent weights; the rest is listed below.
 """
 
-from seqclf import ops
+from seqclf import ops, presets, recipe
 from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.cpu_allocator import keep_freed_memory
 from seqclf.data import (
@@ -22,6 +22,7 @@ from seqclf.experiment import TrainingRun, train_text_classifier
 from seqclf.layers import Conv1D, MaxPooling1D, Recurrent
 from seqclf.model import ClassifierConfig, SequenceClassifier, build_classifier
 from seqclf.predict import EmptyTextWarning, Predictor, load
+from seqclf.recipe import SettingWarning
 from seqclf.train import (
     FitResult,
     TrainConfig,
@@ -45,6 +46,7 @@ __all__ = [
     "Predictor",
     "Recurrent",
     "SequenceClassifier",
+    "SettingWarning",
     "TextDataset",
     "TrainConfig",
     "TrainState",
@@ -64,6 +66,8 @@ __all__ = [
     "load_table",
     "load_tfds",
     "ops",
+    "presets",
+    "recipe",
     "read_texts",
     "train_step",
     "train_text_classifier",

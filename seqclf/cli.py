@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from seqclf.model import ClassifierConfig
-from seqclf.train import TrainConfig, TrainingDiverged
+from seqclf.presets import PRESETS
+from seqclf.train import FINISHED, TrainConfig, TrainingDiverged
 
 EXIT_INTERRUPTED = 130
 
@@ -107,10 +108,41 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         help="MaxPooling1D size after each conv block (default: %(default)s)",
     )
     g.add_argument(
+        "--pool-ceil",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.pool_ceil,
+        help="keep the last, partial pooling window of each text (default: %(default)s)",
+    )
+    g.add_argument(
+        "--conv-padding",
+        choices=["same", "valid"],
+        default=defaults.conv_padding,
+        help="Conv1D padding (default: %(default)s)",
+    )
+    g.add_argument(
+        "--conv-activation",
+        default=defaults.conv_activation,
+        help="Conv1D activation, a Keras name (default: %(default)s)",
+    )
+    g.add_argument(
         "--dropout",
         type=float,
         default=defaults.dropout,
         help="dropout before the output layer (default: %(default)s)",
+    )
+    g.add_argument(
+        "--nb-buckets",
+        type=int,
+        default=defaults.nb_buckets,
+        help="hash buckets of the NBSVM head (distinct 1..N-grams scaled by naive-Bayes "
+        "log-count ratios), stacked with the others on validation; 0 for none "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--nb-ngrams",
+        type=int,
+        default=defaults.nb_ngrams,
+        help="longest n-gram of the NBSVM head (default: %(default)s)",
     )
     g.add_argument(
         "--ngram-buckets",
@@ -193,6 +225,20 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
         "with a large vocabulary) (default: %(default)s)",
     )
     g.add_argument(
+        "--time-budget",
+        type=float,
+        default=defaults.time_budget,
+        help="seconds of training, after which the run validates, saves and stops; 0 for no "
+        "limit (default: %(default)s)",
+    )
+    g.add_argument(
+        "--class-weighting",
+        choices=["sqrt", "balanced", "none"],
+        default=defaults.class_weighting,
+        help="how much each class weighs in the loss: rarer classes more by the square root of "
+        "their rarity, each class alike, or every example alike (default: %(default)s)",
+    )
+    g.add_argument(
         "--patience",
         type=int,
         default=defaults.patience,
@@ -235,6 +281,29 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
         help="continue the run in --output-dir from its last checkpoint",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+# ClassifierConfig fields the recipe fits to the data when they are not given.
+_FROM_DATA = {"pool_size", "nb_buckets"}
+
+
+def defaults_from_recipe(parser: argparse.ArgumentParser) -> None:
+    """Leave every model and training option out of the parsed namespace unless it is given.
+
+    So only what the user chose reaches ``seqclf.recipe``, which resolves the rest from the
+    training split; the help says which defaults come from the data.
+    """
+    for group in parser._action_groups:
+        if group.title not in ("model", "training"):
+            continue
+        for action in group._group_actions:
+            if action.dest in ("resume", "no_progress"):
+                continue
+            from_data = action.default is None or action.dest in _FROM_DATA
+            shown = "from the data" if from_data else str(action.default)
+            if action.help:
+                action.help = action.help.replace("%(default)s", shown)
+            action.default = argparse.SUPPRESS
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -335,12 +404,13 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         valid=valid,
         model_options=model_options_from(args),
         train_config=train_config_from(args),
+        base_model=PRESETS[args.preset],
         valid_fraction=args.valid_fraction,
         resume=args.resume,
         progress=not args.no_progress,
         resume_hint=resume_command("seqclf", argv),
     )
-    if run.fit.stopped_by not in ("completed", "early_stopping"):
+    if run.fit.stopped_by not in FINISHED:
         return EXIT_INTERRUPTED
     summary = {
         "output_dir": str(run.output_dir),
@@ -430,11 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser(
-        "train",
-        help="train a classifier on your data",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = sub.add_parser("train", help="train a classifier on your data")
     p.add_argument(
         "--train",
         required=True,
@@ -449,9 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--test", help="test data, evaluated once at the end with the best checkpoint")
     p.add_argument("--output-dir", required=True, help="checkpoints, metrics and curves go here")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="the model the options apply to: seqclf's default (CNN-LSTM + NBSVM head, fitted "
+        "to the data) or the classic Keras CNN-LSTM of the course (default: %(default)s)",
+    )
     add_data_options(p)
     add_model_options(p, ClassifierConfig())
     add_training_options(p, TrainConfig())
+    defaults_from_recipe(p)
     add_distributed_options(p)
     p.set_defaults(func=cmd_train)
 

@@ -7,6 +7,7 @@ results as one thread would (tested).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -22,7 +23,7 @@ from seqclf.data.batching import batches, pad_batch
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
 from seqclf.metrics import classification_metrics
-from seqclf.model import ClassifierConfig, build_classifier
+from seqclf.model import HEAD_LOGITS, ClassifierConfig, build_classifier
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
 _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
@@ -74,12 +75,21 @@ class Predictor:
         def forward(params, tokens, lengths):
             return jax.nn.softmax(model.apply({"params": params}, tokens, lengths), axis=-1)
 
+        @functools.partial(jax.jit, static_argnums=3)
+        def head_forward(params, tokens, lengths, name):
+            _, sown = model.apply({"params": params}, tokens, lengths, mutable=[HEAD_LOGITS])
+            return jax.nn.softmax(sown[HEAD_LOGITS][name][0], axis=-1)
+
         self._forward = forward
+        self._head_forward = head_forward
 
     def iter_predict_proba(
-        self, texts: Iterable[str], batch_size: int | None = None
+        self, texts: Iterable[str], batch_size: int | None = None, head: str | None = None
     ) -> Iterator[np.ndarray]:
         """Stream (b, C) probability blocks, in input order, reading ``texts`` lazily.
+
+        ``head``: one of ``config.heads`` (e.g. ``"recurrent_head"``, the CNN-LSTM) for that
+        head's own probabilities instead of the stacked prediction.
 
         Only ``CHUNK_TEXTS`` texts are held at a time, so a file of any size can be scored.
 
@@ -93,6 +103,9 @@ class Predictor:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be an iterable of texts, not a single str or bytes")
+        if head is not None and head not in self.config.heads:
+            raise ValueError(f"head must be one of {self.config.heads}, got {head!r}")
+        single = head is None or len(self.config.heads) == 1
         texts = iter(texts)
         empty: list[int] = []
         n_empty = 0
@@ -115,9 +128,11 @@ class Predictor:
             )
             for batch in stream:
                 padded, n_real = pad_batch(batch, batch_size)
-                probs = self._forward(
-                    self._params, jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
-                )
+                tokens, lengths = jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
+                if single:
+                    probs = self._forward(self._params, tokens, lengths)
+                else:
+                    probs = self._head_forward(self._params, tokens, lengths, head)
                 yield np.asarray(probs)[:n_real]
         if n_empty:
             more = ", ..." if n_empty > len(empty) else ""
@@ -130,12 +145,15 @@ class Predictor:
             )
 
     def predict_proba(
-        self, texts: str | Iterable[str], batch_size: int | None = None
+        self, texts: str | Iterable[str], batch_size: int | None = None, head: str | None = None
     ) -> np.ndarray:
-        """(N, num_classes) class probabilities; a single string counts as one text."""
+        """(N, num_classes) class probabilities; a single string counts as one text.
+
+        ``head``: one head's own probabilities (see ``iter_predict_proba``).
+        """
         if isinstance(texts, (str, bytes)):
             texts = [texts]
-        blocks = list(self.iter_predict_proba(texts, batch_size))
+        blocks = list(self.iter_predict_proba(texts, batch_size, head))
         if not blocks:
             return np.zeros((0, len(self.classes)), np.float32)
         return np.concatenate(blocks)

@@ -492,7 +492,10 @@ def fit_head_weights_and_evaluate(
     weights = fit_head_weights(per_head, labels)
     new_weights = DataParallel.of(state).replicate(jnp.asarray(weights))
     state = state.replace(params={**state.params, HEAD_WEIGHTS: new_weights})
-    return state, _metrics(labels, np.exp(weighted_log_probs(per_head, weights)))
+    metrics = _metrics(labels, np.exp(weighted_log_probs(per_head, weights)))
+    # Each head's own accuracy (HEADS order), to see what each contributes.
+    metrics["head_accuracy"] = [float(np.mean(h.argmax(-1) == labels)) for h in per_head]
+    return state, metrics
 
 
 def predict_probabilities(
