@@ -41,7 +41,7 @@ NGRAM_BAG, NGRAM_OUTPUT = ("ngram_bag", "ngram_output")
 NB_HEAD = "nb_head"
 NGRAM_PARAMS = (NGRAM_BAG, NGRAM_OUTPUT, NB_HEAD)
 # The NBSVM head's parameter counted from the training data (seqclf.train.fit), never trained.
-NB_RATIOS = "ratios"
+NB_COUNTS = "counts"
 # Parameter (K,) of a several-head model: each head's weight in the prediction. Not trained by
 # gradient (the optimizer leaves it as it is); fitted on the validation split after every epoch
 # (seqclf.head_weights), and saved with the other parameters.
@@ -247,6 +247,7 @@ class SequenceClassifier(nn.Module):
         lengths: jax.Array,
         train: bool = False,
         token_weights: jax.Array | None = None,
+        labels: jax.Array | None = None,
     ) -> jax.Array:
         cfg = self.config
         if tokens.ndim != 2:
@@ -326,7 +327,7 @@ class SequenceClassifier(nn.Module):
         if cfg.nb_buckets:
             head_logits["nbsvm_head"] = NaiveBayesBag(
                 cfg.nb_buckets, cfg.num_classes, cfg.nb_ngrams, name=NB_HEAD
-            )(tokens, token_lengths, token_weights)
+            )(tokens, token_lengths, token_weights, labels)
         if cfg.ngram_buckets:
             bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name=NGRAM_BAG)
             head_logits["ngram_head"] = nn.Dense(cfg.num_classes, name=NGRAM_OUTPUT)(

@@ -1,9 +1,10 @@
-"""The NBSVM head's log-count ratios, counted from the training split (``seqclf.train.fit``).
+"""The NBSVM head's n-gram counts, taken from the training split (``seqclf.train.fit``).
 
 For each hashed n-gram bucket and class: in how many training texts of the class it occurs (each
-text counts a bucket once, as NBSVM's binarized features do); then
-``seqclf.ops.log_count_ratios``. Counting runs in the model's own n-gram hashing
-(``seqclf.ops.distinct_ngrams``), on the same truncated texts the model is trained on.
+text counts a bucket once, as NBSVM's binarized features do); the head turns them into
+log-count ratios (``seqclf.ops.selected_log_count_ratios``). Counting runs in the model's own
+n-gram hashing (``seqclf.ops.distinct_ngrams``), on the same truncated texts the model is
+trained on, so that a training text can leave exactly its own counts out.
 """
 
 from __future__ import annotations
@@ -38,16 +39,16 @@ def _add_counts(
     return counts.at[jnp.minimum(ids, buckets - 1)].add(contributions)
 
 
-def naive_bayes_ratios(
+def naive_bayes_counts(
     token_ids: Sequence[np.ndarray],
     labels: np.ndarray,
     num_classes: int,
     buckets: int,
     max_n: int,
     config: Any,
-    alpha: float = 1.0,
 ) -> jax.Array:
-    """(buckets, num_classes) NB log-count ratios of the training texts.
+    """(buckets, num_classes) float32: in how many training texts of each class each bucket
+    occurs.
 
     Args:
       token_ids: N training sequences of token ids.
@@ -57,7 +58,6 @@ def naive_bayes_ratios(
       max_n: the head's longest n-gram.
       config: the run's ``TrainConfig`` (its ``max_len``, ``truncating`` and buckets, so the
         counts come from the texts as the model sees them).
-      alpha: additive smoothing.
     """
     counts = jnp.zeros((buckets, num_classes), jnp.float32)
     for batch in batches(
@@ -71,4 +71,4 @@ def naive_bayes_ratios(
         counts = _add_counts(
             counts, batch["tokens"], batch["lengths"], batch["labels"], max_n, buckets
         )
-    return ops.log_count_ratios(counts, alpha)
+    return counts

@@ -42,8 +42,8 @@ from seqclf.model import (
     HEAD_LOGITS,
     HEAD_WEIGHTS,
     HEADS,
+    NB_COUNTS,
     NB_HEAD,
-    NB_RATIOS,
     NGRAM_PARAMS,
     SequenceClassifier,
 )
@@ -174,6 +174,8 @@ class TrainState(train_state.TrainState):
 
     dropout_key: jax.Array
     lazy_adam: LazyAdam | None = struct.field(pytree_node=False, default=None)
+    # The model takes the batch's labels in training (seqclf's classifier with an NBSVM head).
+    model_takes_labels: bool = struct.field(pytree_node=False, default=False)
 
 
 class TrainingDiverged(RuntimeError):
@@ -220,12 +222,12 @@ def make_optimizer(
 
 
 def _param_labels(params: Any) -> Any:
-    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (head weights and NB ratios,
+    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (head weights and NB counts,
     set from data, never by gradient) or "rest"."""
 
     def label(path: Any, _: Any) -> str:
         name = path[0].key
-        if name == HEAD_WEIGHTS or (name == NB_HEAD and path[-1].key == NB_RATIOS):
+        if name == HEAD_WEIGHTS or (name == NB_HEAD and path[-1].key == NB_COUNTS):
             return "fitted"
         return "ngram" if name in NGRAM_PARAMS else "rest"
 
@@ -253,12 +255,14 @@ def create_train_state(
         init_key, jnp.asarray(example_batch["tokens"]), jnp.asarray(example_batch["lengths"])
     )
     params = variables["params"]
+    takes_labels = isinstance(model, SequenceClassifier) and model.config.nb_buckets > 0
     if not config.lazy_embedding:
         state = TrainState.create(
             apply_fn=model.apply,
             params=params,
             tx=make_optimizer(config, total_steps),
             dropout_key=dropout_key,
+            model_takes_labels=takes_labels,
         )
     else:
         if not isinstance(model, SequenceClassifier):
@@ -281,6 +285,7 @@ def create_train_state(
             opt_state=LazyEmbeddingState(tx.init(rest), *lazy.init(table)),
             dropout_key=dropout_key,
             lazy_adam=lazy,
+            model_takes_labels=takes_labels,
         )
     # step as the int32 array train_step returns (not Python's 0), so train_step compiles once.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
@@ -308,6 +313,7 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
         variables = {"params": params}
         if perturbations is not None:
             variables["perturbations"] = perturbations
+        extra = {"labels": batch["labels"]} if state.model_takes_labels else {}
         logits, sown = state.apply_fn(
             variables,
             batch["tokens"],
@@ -315,6 +321,7 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
             train=True,
             rngs={"dropout": dropout_key},
             mutable=[HEAD_LOGITS],
+            **extra,
         )
         # A model with several heads (ClassifierConfig.ngram_buckets) trains each on its own loss.
         heads = jax.tree_util.tree_leaves(sown.get(HEAD_LOGITS, {}))
@@ -685,24 +692,24 @@ class _TimeBudget:
         return _Either()
 
 
-def _with_naive_bayes_ratios(
+def _with_naive_bayes_counts(
     model: Any,
     state: TrainState,
     token_ids: Sequence[np.ndarray],
     labels: np.ndarray,
     config: TrainConfig,
 ) -> TrainState:
-    """The state with the NBSVM head's log-count ratios counted from the training data (a model
+    """The state with the NBSVM head's n-gram counts taken from the training data (a model
     without that head: the state as it is)."""
     if NB_HEAD not in state.params:
         return state
-    from seqclf.naive_bayes import naive_bayes_ratios
+    from seqclf.naive_bayes import naive_bayes_counts
 
     cfg = model.config
-    ratios = naive_bayes_ratios(
+    counts = naive_bayes_counts(
         token_ids, labels, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
     )
-    head = {**state.params[NB_HEAD], NB_RATIOS: DataParallel.of(state).replicate(ratios)}
+    head = {**state.params[NB_HEAD], NB_COUNTS: DataParallel.of(state).replicate(counts)}
     return state.replace(params={**state.params, NB_HEAD: head})
 
 
@@ -803,7 +810,7 @@ def fit(
     elif resume:
         tqdm.write("Nothing to resume from: no checkpoint yet, starting from scratch.")
     if not (resume and store is not None and store.latest_step() is not None):
-        state = _with_naive_bayes_ratios(model, state, train_ids, train_labels, config)
+        state = _with_naive_bayes_counts(model, state, train_ids, train_labels, config)
 
     output_dir = Path(output_dir) if output_dir is not None else None
     log_path = output_dir / "metrics.jsonl" if output_dir is not None else None

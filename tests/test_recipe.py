@@ -13,7 +13,7 @@ import seqclf
 from seqclf import ops, recipe
 from seqclf.data.sources import TextDataset
 from seqclf.model import build_classifier
-from seqclf.naive_bayes import naive_bayes_ratios
+from seqclf.naive_bayes import naive_bayes_counts
 from seqclf.presets import CLASSIC
 from seqclf.recipe import DataProfile, SettingWarning
 from seqclf.train import TrainConfig, _warn_unpredicted_classes
@@ -142,13 +142,13 @@ def test_log_count_ratios_are_wang_and_mannings():
     np.testing.assert_allclose(ops.log_count_ratios(counts)[:, 0], -expected, rtol=1e-6)
 
 
-def test_naive_bayes_ratios_match_a_count_by_hand():
+def test_naive_bayes_counts_match_a_count_by_hand():
     rng = np.random.default_rng(0)
     texts = [rng.integers(2, 12, rng.integers(1, 9)).astype(np.int32) for _ in range(40)]
     labels = rng.integers(0, 3, 40)
     buckets, max_n = 64, 2
     config = TrainConfig(max_len=8, num_buckets=1)
-    got = naive_bayes_ratios(texts, labels, 3, buckets, max_n, config)
+    got = naive_bayes_counts(texts, labels, 3, buckets, max_n, config)
     counts = np.zeros((buckets, 3))
     for ids, label in zip(texts, labels, strict=True):
         hashed, valid = ops.hashed_ngrams(
@@ -156,7 +156,20 @@ def test_naive_bayes_ratios_match_a_count_by_hand():
         )
         for bucket in set(np.asarray(hashed)[np.asarray(valid)].tolist()):
             counts[bucket, label] += 1
-    np.testing.assert_allclose(got, ops.log_count_ratios(counts), rtol=1e-5)
+    np.testing.assert_array_equal(got, counts)
+
+
+def test_leave_one_out_ratios_are_the_ratios_without_the_text():
+    """On a training text, each n-gram's ratio is the one its counts would give had the text
+    not been counted: an n-gram of this text alone is neutral (ratio of a zero count)."""
+    counts = np.array([[1.0, 0.0], [4.0, 2.0], [0.0, 0.0]])
+    own = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # the text counted in rows 0 and 1
+    got = ops.selected_log_count_ratios(counts, counts.sum(0), 3, 1.0, own)
+    without = counts - own
+    np.testing.assert_allclose(
+        got, ops.selected_log_count_ratios(without, counts.sum(0), 3, 1.0), rtol=1e-6
+    )
+    assert got[0].tolist() == got[2].tolist()  # seen only in this text: like never seen
 
 
 def _keyword_data(n_per_class, seed=0, noise_words=6):
