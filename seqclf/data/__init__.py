@@ -8,6 +8,7 @@ from seqclf.data.batching import (
     truncate,
 )
 from seqclf.data.sources import (
+    LabelWarning,
     TextDataset,
     UnknownDatasetError,
     load_any,
@@ -21,6 +22,7 @@ from seqclf.data.sources import (
 from seqclf.data.text import OOV, OOV_TOKEN, PAD, PAD_TOKEN, Vocabulary, standardize, tokenize
 
 __all__ = [
+    "LabelWarning",
     "OOV",
     "OOV_TOKEN",
     "PAD",
