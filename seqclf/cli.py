@@ -409,11 +409,11 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if not (args.file or args.texts):
         raise ValueError("give texts to classify, or --file FILE")
-    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
-    if args.file:
+    if args.file:  # checked (exists, is a file, has the column) before the model is loaded
         texts = _iter_texts(Path(args.file), args.text_column)
     else:
         texts = iter(args.texts)
+    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
     out = open(args.output, "w", newline="") if args.output else sys.stdout
     try:
         writer = csv.writer(out)
@@ -454,10 +454,9 @@ class _Tee:
 def _iter_texts(path: Path, text_column: str) -> Iterator[str]:
     """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line), read
     lazily; a line that is not UTF-8 raises ValueError naming the file and line."""
-    from seqclf.data.sources import TABLE_FORMATS, read_texts, utf8_lines
+    from seqclf.data.sources import TABLE_FORMATS, check_file, read_texts, utf8_lines
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    check_file(path)
     if path.suffix.lower() in TABLE_FORMATS:
         return read_texts(path, text_column)
     return (line.rstrip("\r\n") for _, line in utf8_lines(path))
