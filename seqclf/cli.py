@@ -431,7 +431,11 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
             out.close()
     for w in caught:
         kind = "note" if issubclass(w.category, EmptyTextWarning) else "warning"
-        print(f"seqclf predict: {kind}: {w.message}", file=sys.stderr)
+        where = ""
+        if args.file and getattr(w.message, "positions", None):  # positions count from 0
+            places = _places(Path(args.file), args.text_column, w.message.positions)
+            where = f"; in {args.file} these are {', '.join(places)}"
+        print(f"seqclf predict: {kind}: {w.message}{where}", file=sys.stderr)
     return 0
 
 
@@ -454,12 +458,29 @@ class _Tee:
 def _iter_texts(path: Path, text_column: str) -> Iterator[str]:
     """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line), read
     lazily; a line that is not UTF-8 raises ValueError naming the file and line."""
-    from seqclf.data.sources import TABLE_FORMATS, check_file, read_texts, utf8_lines
+    return (text for _, text in _numbered_texts(path, text_column))
+
+
+def _numbered_texts(path: Path, text_column: str) -> Iterator[tuple[str, str]]:
+    """``_iter_texts`` with the place of each text (``"line 7"``)."""
+    from seqclf.data.sources import TABLE_FORMATS, check_file, read_numbered_texts, utf8_lines
 
     check_file(path)
     if path.suffix.lower() in TABLE_FORMATS:
-        return read_texts(path, text_column)
-    return (line.rstrip("\r\n") for _, line in utf8_lines(path))
+        return read_numbered_texts(path, text_column)
+    return ((f"line {n}", line.rstrip("\r\n")) for n, line in utf8_lines(path))
+
+
+def _places(path: Path, text_column: str, positions: Sequence[int]) -> list[str]:
+    """The places in ``path`` (``"line 7"``) of the texts at ``positions`` (from 0), found by
+    reading it again up to the last of them, so that streaming keeps nothing for them."""
+    wanted, last, places = set(positions), max(positions), {}
+    for i, (where, _) in enumerate(_numbered_texts(path, text_column)):
+        if i in wanted:
+            places[i] = where
+        if i >= last:
+            break
+    return [places[i] for i in positions if i in places]
 
 
 def build_parser() -> argparse.ArgumentParser:

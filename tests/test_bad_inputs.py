@@ -317,3 +317,32 @@ def test_test_labels_are_checked_before_training_and_a_late_failure_names_the_mo
     assert f"the model was saved to {out} (best checkpoint: step " in err
     assert err.endswith("but evaluating --test failed: something went wrong")
     assert seqclf.load(out).predict(["good"])[0] in ("neg", "pos")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A trained tiny model's output folder."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    data = reviews(folder / "r.csv")
+    assert main(["train", "--train", str(data), "--output-dir", str(folder / "run"), *TINY]) == 0
+    return folder / "run"
+
+
+def test_empty_texts_of_a_file_are_named_by_line(tiny_run, tmp_path, capsys):
+    """Positions in a list of texts count from 0 (``texts[i]``); places in a file are lines,
+    counted from 1: the note of ``predict --file`` gives both."""
+    lines = tmp_path / "notes.txt"
+    lines.write_text("good\n\n?!\ngreat\n", "utf-8")
+    status, out, err = run_cli(capsys, ["predict", tiny_run, "--file", lines])
+    assert status == 0 and len(out.splitlines()) == 5
+    assert "2 of 4 texts have no words" in err and "at position(s) 1, 2;" in err
+    assert err.rstrip().endswith(f"; in {lines} these are line 2, line 3")
+    table = tmp_path / "notes.csv"  # a quoted text over two lines, a blank line, then empty text
+    table.write_text('text\n"good\nfilm"\n\nbad\n""\n', "utf-8")
+    status, out, err = run_cli(capsys, ["predict", tiny_run, "--file", table])
+    assert status == 0
+    assert "1 of 3 texts have no words" in err and "at position(s) 2;" in err
+    assert err.rstrip().endswith(f"; in {table} these are line 6")
+    with pytest.warns(seqclf.EmptyTextWarning, match=r"position\(s\) 0, 2") as caught:
+        seqclf.load(tiny_run).predict(["", "good", "..."])
+    assert caught[0].message.positions == [0, 2]

@@ -545,6 +545,14 @@ def read_texts(
       An iterator over the texts, in file order; it raises ValueError at its end if the file has
       no rows.
     """
+    return (text for _, text in read_numbered_texts(path, text_column, format))
+
+
+def read_numbered_texts(
+    path: str | PathLike, text_column: str = "text", format: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """``read_texts``, each text with its place in the file: ``("line 7", text)`` (the line its
+    row starts on, counted from 1), or ``("item 3", text)`` in a ``.json`` array (from 0)."""
     path = Path(path)
     fmt = _table_format(path, format)
     check_file(path)
@@ -562,7 +570,9 @@ def read_texts(
     return _csv_texts(path, reader, header.index(text_column), len(header), fmt)
 
 
-def _csv_texts(path: Path, reader: Any, column: int, width: int, fmt: str) -> Iterator[str]:
+def _csv_texts(
+    path: Path, reader: Any, column: int, width: int, fmt: str
+) -> Iterator[tuple[str, str]]:
     line = reader.line_num + 1
     rows = 0
     for row in reader:
@@ -574,12 +584,14 @@ def _csv_texts(path: Path, reader: Any, column: int, width: int, fmt: str) -> It
         if len(row) <= column:
             raise ValueError(f"{path}: {where} has {len(row)} fields, the header {width}")
         rows += 1
-        yield row[column]
+        yield where, row[column]
     if not rows:
         raise ValueError(f"{path} has no rows")
 
 
-def _json_texts(path: Path, lines: Iterator[tuple[int, str]], text_column: str) -> Iterator[str]:
+def _json_texts(
+    path: Path, lines: Iterator[tuple[int, str]], text_column: str
+) -> Iterator[tuple[str, str]]:
     first = next(((n, line) for n, line in lines if line.strip()), None)
     if first is None:
         raise ValueError(f"{path} is empty")
@@ -606,7 +618,7 @@ def _json_texts(path: Path, lines: Iterator[tuple[int, str]], text_column: str) 
         if not isinstance(text, str):
             raise ValueError(f"{path}: {where}: text must be a string, got {quoted(text, 40)}")
         rows += 1
-        yield text
+        yield where, text
     if not rows:
         raise ValueError(f"{path} has no rows")
 
