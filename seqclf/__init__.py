@@ -8,6 +8,7 @@ from seqclf import ops, presets, recipe
 from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.cpu_allocator import keep_freed_memory
 from seqclf.data import (
+    LabelWarning,
     TextDataset,
     Vocabulary,
     batches,
@@ -42,6 +43,7 @@ __all__ = [
     "EmptyTextWarning",
     "Conv1D",
     "FitResult",
+    "LabelWarning",
     "MaxPooling1D",
     "Predictor",
     "Recurrent",

@@ -9,6 +9,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import shlex
 import sys
 import warnings
@@ -345,16 +346,47 @@ def resume_command(program: str, argv: Sequence[str]) -> str:
 
 
 def _load(source: str, args: argparse.Namespace, split: str, classes=None):
-    from seqclf.data.sources import load_any
+    """``load_any`` with the data options; a ``LabelWarning`` becomes a one-line note."""
+    from seqclf.data.sources import LabelWarning, load_any
 
-    return load_any(
-        source,
-        split=split,
-        data_dir=args.data_dir,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        classes=classes,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LabelWarning)
+        data = load_any(
+            source,
+            split=split,
+            data_dir=args.data_dir,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            classes=classes,
+        )
+    for w in caught:
+        if issubclass(w.category, LabelWarning):
+            print(f"seqclf {args.command}: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return data
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Reject, naming the flag, what argparse lets through: NaN or infinite numbers (NaN passes
+    every range check), a --valid-fraction outside (0, 1), an --output-dir that is a file."""
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if args.command == "train" and args.valid is None and not 0.0 < args.valid_fraction < 1.0:
+        raise ValueError(f"--valid-fraction must be in (0, 1), got {args.valid_fraction}")
+    output_dir = getattr(args, "output_dir", None)
+    if output_dir is not None:
+        out = Path(output_dir)
+        for folder in (out, *out.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    what = "is" if folder == out else f"is inside {folder}, which is"
+                    raise ValueError(
+                        f"--output-dir {out} {what} a file, not a folder; choose another "
+                        "--output-dir"
+                    )
+                break
 
 
 def add_distributed_options(parser: argparse.ArgumentParser) -> None:
@@ -398,6 +430,8 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     train = _load(args.train, args, "train")
     valid = _load(args.valid, args, "validation", classes=train.classes) if args.valid else None
+    # Read (and its labels checked) before training, not after it.
+    test = _load(args.test, args, "test", classes=train.classes) if args.test else None
     run = train_text_classifier(
         train,
         args.output_dir,
@@ -417,9 +451,14 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "best_step": run.fit.best_step,
         "history": run.fit.history,
     }
-    if args.test:
-        predictor = load(args.output_dir)
-        summary["test"] = predictor.evaluate(_load(args.test, args, "test"))
+    if test is not None:
+        try:
+            summary["test"] = load(args.output_dir).evaluate(test)
+        except (ValueError, OSError, RuntimeError) as err:
+            raise RuntimeError(
+                f"the model was saved to {run.output_dir} (best checkpoint: step "
+                f"{run.fit.best_step}), but evaluating --test failed: {err}"
+            ) from err
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items()))
     print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
     return 0
@@ -440,11 +479,11 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if not (args.file or args.texts):
         raise ValueError("give texts to classify, or --file FILE")
-    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
-    if args.file:
+    if args.file:  # checked (exists, is a file, has the column) before the model is loaded
         texts = _iter_texts(Path(args.file), args.text_column)
     else:
         texts = iter(args.texts)
+    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
     out = open(args.output, "w", newline="") if args.output else sys.stdout
     try:
         writer = csv.writer(out)
@@ -462,7 +501,11 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
             out.close()
     for w in caught:
         kind = "note" if issubclass(w.category, EmptyTextWarning) else "warning"
-        print(f"seqclf predict: {kind}: {w.message}", file=sys.stderr)
+        where = ""
+        if args.file and getattr(w.message, "positions", None):  # positions count from 0
+            places = _places(Path(args.file), args.text_column, w.message.positions)
+            where = f"; in {args.file} these are {', '.join(places)}"
+        print(f"seqclf predict: {kind}: {w.message}{where}", file=sys.stderr)
     return 0
 
 
@@ -485,13 +528,29 @@ class _Tee:
 def _iter_texts(path: Path, text_column: str) -> Iterator[str]:
     """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line), read
     lazily; a line that is not UTF-8 raises ValueError naming the file and line."""
-    from seqclf.data.sources import TABLE_FORMATS, read_texts, utf8_lines
+    return (text for _, text in _numbered_texts(path, text_column))
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+
+def _numbered_texts(path: Path, text_column: str) -> Iterator[tuple[str, str]]:
+    """``_iter_texts`` with the place of each text (``"line 7"``)."""
+    from seqclf.data.sources import TABLE_FORMATS, check_file, read_numbered_texts, utf8_lines
+
+    check_file(path)
     if path.suffix.lower() in TABLE_FORMATS:
-        return read_texts(path, text_column)
-    return (line.rstrip("\r\n") for _, line in utf8_lines(path))
+        return read_numbered_texts(path, text_column)
+    return ((f"line {n}", line.rstrip("\r\n")) for n, line in utf8_lines(path))
+
+
+def _places(path: Path, text_column: str, positions: Sequence[int]) -> list[str]:
+    """The places in ``path`` (``"line 7"``) of the texts at ``positions`` (from 0), found by
+    reading it again up to the last of them, so that streaming keeps nothing for them."""
+    wanted, last, places = set(positions), max(positions), {}
+    for i, (where, _) in enumerate(_numbered_texts(path, text_column)):
+        if i in wanted:
+            places[i] = where
+        if i >= last:
+            break
+    return [places[i] for i in positions if i in places]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -555,6 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     _ignore_aborted_reads()
     try:
+        check_options(args)
         return args.func(args, argv)
     except (ValueError, OSError, RuntimeError, TrainingDiverged) as err:
         # Bad data, options or checkpoints (ValueError, CheckpointError), missing or unreadable

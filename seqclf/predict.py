@@ -30,7 +30,15 @@ _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
 
 
 class EmptyTextWarning(UserWarning):
-    """Some texts had no words at all (empty, whitespace or punctuation only)."""
+    """Some texts had no words at all (empty, whitespace or punctuation only).
+
+    Attributes:
+      positions: where the first of them are in the input, counted from 0 (``texts[i]``).
+    """
+
+    def __init__(self, message: str = "", positions: Iterable[int] = ()):
+        super().__init__(message)
+        self.positions = list(positions)
 
 
 class Predictor:
@@ -136,13 +144,12 @@ class Predictor:
                 yield np.asarray(probs)[:n_real]
         if n_empty:
             more = ", ..." if n_empty > len(empty) else ""
-            warnings.warn(
+            message = (
                 f"{n_empty} of {offset} texts have no words (empty, whitespace or punctuation "
                 f"only), at position(s) {', '.join(map(str, empty))}{more}; they were still "
-                "classified, as the model classifies an empty text",
-                EmptyTextWarning,
-                stacklevel=2,
+                "classified, as the model classifies an empty text"
             )
+            warnings.warn(EmptyTextWarning(message, empty), stacklevel=2)
 
     def predict_proba(
         self, texts: str | Iterable[str], batch_size: int | None = None, head: str | None = None

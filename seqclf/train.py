@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import signal
 import threading
 import time
@@ -115,6 +116,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for f in dataclasses.fields(self):  # NaN passes every comparison below: reject it first
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{f.name} must be a finite number, got {value}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
         for name in ("epochs", "batch_size", "max_len", "num_buckets", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -133,7 +140,14 @@ class TrainConfig:
             problems.append(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        for name in ("patience", "save_every", "clip_norm", "weight_decay", "ngram_learning_rate"):
+        for name in (
+            "patience",
+            "save_every",
+            "clip_norm",
+            "weight_decay",
+            "ngram_learning_rate",
+            "end_lr_fraction",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if problems:
