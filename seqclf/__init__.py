@@ -22,6 +22,7 @@ from seqclf.experiment import TrainingRun, train_text_classifier
 from seqclf.layers import Conv1D, MaxPooling1D, Recurrent
 from seqclf.model import ClassifierConfig, SequenceClassifier, build_classifier
 from seqclf.predict import EmptyTextWarning, Predictor, load
+from seqclf.report import EvaluationReport, evaluation_report
 from seqclf.train import (
     FitResult,
     TrainConfig,
@@ -39,6 +40,7 @@ __all__ = [
     "CheckpointStore",
     "ClassifierConfig",
     "EmptyTextWarning",
+    "EvaluationReport",
     "Conv1D",
     "FitResult",
     "MaxPooling1D",
@@ -56,6 +58,7 @@ __all__ = [
     "create_train_state",
     "eval_step",
     "evaluate",
+    "evaluation_report",
     "fit",
     "keep_freed_memory",
     "load",

@@ -348,9 +348,12 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "history": run.fit.history,
     }
     if args.test:
-        predictor = load(args.output_dir)
-        summary["test"] = predictor.evaluate(_load(args.test, args, "test"))
+        from seqclf.report import evaluation_report
+
+        report = evaluation_report(load(args.output_dir), _load(args.test, args, "test"))
+        summary["test"] = report.metrics
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items()))
+        print(report.table())
     print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
     return 0
 
@@ -359,8 +362,16 @@ def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from seqclf.predict import load
 
     predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
-    metrics = predictor.evaluate(_load(args.data, args, args.split))
-    print(json.dumps(metrics, indent=2))
+    data = _load(args.data, args, args.split)
+    if args.report:
+        from seqclf.report import evaluation_report
+
+        report = evaluation_report(predictor, data, args.report)
+        print(json.dumps(report.metrics, indent=2))
+        print(report.table(), file=sys.stderr)
+        print(f"Report written to {args.report} ({', '.join(report.files)}).", file=sys.stderr)
+        return 0
+    print(json.dumps(predictor.evaluate(data), indent=2))
     return 0
 
 
@@ -460,6 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled data (file, folder or TFDS name)")
     p.add_argument("--split", default="test", help="TFDS split (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write an evaluation report there: per-class table and confusion matrix "
+        "(report.md, PNG), calibration curve with ECE (PNG), most confident mistakes (CSV)",
+    )
     add_data_options(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -167,6 +167,19 @@ def expected_calibration_error(bins: dict[str, np.ndarray]) -> float:
     return float(np.sum(count / total * np.abs(bins["accuracy"] - bins["confidence"])))
 
 
+def mean_cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean of −log p(true class) over N examples (probabilities floored at 1e-12); 0 for N = 0.
+
+    Args:
+      labels: int (N,); probabilities: float (N, C).
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return 0.0
+    picked = np.asarray(probabilities)[np.arange(labels.size), labels]
+    return float(-np.mean(np.log(np.maximum(picked, 1e-12))))
+
+
 def classification_metrics(
     labels: np.ndarray, probabilities: np.ndarray, loss: float | None = None
 ) -> dict[str, float]:

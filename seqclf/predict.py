@@ -21,7 +21,7 @@ from seqclf.checkpoint import CheckpointError, CheckpointStore, tree_difference
 from seqclf.data.batching import batches, pad_batch
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
-from seqclf.metrics import classification_metrics
+from seqclf.metrics import classification_metrics, mean_cross_entropy
 from seqclf.model import ClassifierConfig, build_classifier
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
@@ -145,12 +145,36 @@ class Predictor:
         probs = self.predict_proba(texts, batch_size)
         return [self.classes[i] for i in probs.argmax(axis=1)]
 
-    def evaluate(self, dataset: TextDataset, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        dataset: TextDataset,
+        batch_size: int | None = None,
+        report_dir: str | Path | None = None,
+    ) -> dict[str, float]:
         """Loss, accuracy (and macro-F1 for > 2 classes) on labelled data.
 
         The dataset's class names are matched to the model's by name; a label the model never saw
         raises ``ValueError`` naming it.
+
+        Args:
+          dataset: labelled texts.
+          batch_size: texts per forward pass (default: the predictor's).
+          report_dir: also write the evaluation report there (per-class table, confusion matrix,
+            calibration curve, most confident mistakes: see ``seqclf.report``), from the same
+            single pass over the data.
         """
+        if report_dir is not None:
+            from seqclf.report import evaluation_report
+
+            return evaluation_report(self, dataset, report_dir, batch_size=batch_size).metrics
+        labels, probs = self.labelled_probabilities(dataset, batch_size)
+        return classification_metrics(labels, probs, mean_cross_entropy(labels, probs))
+
+    def labelled_probabilities(
+        self, dataset: TextDataset, batch_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The dataset's labels as the model's class ids, int (N,), and the predicted
+        probabilities, float (N, C); see ``evaluate`` for how labels are matched."""
         if len(dataset) == 0:
             raise ValueError("the evaluation dataset is empty")
         problems = []
@@ -171,10 +195,7 @@ class Predictor:
             [self.classes.index(c) if c in self.classes else -1 for c in dataset.classes]
         )
         labels = remap[dataset.labels]
-        probs = self.predict_proba(dataset.texts, batch_size)
-        picked = probs[np.arange(len(labels)), labels]
-        loss = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
-        return classification_metrics(labels, probs, loss)
+        return labels, self.predict_proba(dataset.texts, batch_size)
 
 
 def _encode(vocabulary: Vocabulary, texts: list[Any], offset: int) -> list[np.ndarray]:

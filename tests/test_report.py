@@ -93,3 +93,89 @@ def test_a_perfectly_calibrated_model_has_ece_near_0_and_an_overconfident_one_do
     overconfident = rng.uniform(size=confidences.size) < 0.5
     ece = expected_calibration_error(calibration_bins(confidences, overconfident))
     assert ece == pytest.approx(0.25, abs=0.01)  # mean confidence 0.75, accuracy 0.5
+
+
+def test_the_report_of_a_model_that_never_predicts_the_minority_class(tmp_path):
+    from seqclf.report import build_report
+
+    labels = np.array([0] * 8 + [1] * 2)
+    probs = np.tile([0.9, 0.1], (10, 1))
+    probs[[0, 8]] = [0.6, 0.4]  # the mistake on text 8 is the less confident one
+    texts = [f"text {i}" for i in range(10)]
+    report = build_report(texts, labels, probs, ["majority", "minority"], tmp_path)
+    assert "| minority | 0.0000 | 0.0000 | 0.0000 | 2 |" in report.table()
+    assert "| *macro avg* | 0.4000 | 0.5000 | 0.4444 | 10 |" in report.table()
+    assert report.metrics["accuracy"] == pytest.approx(0.8)
+    assert [m[0] for m in report.mistakes] == ["text 9", "text 8"]
+    assert report.mistakes[0][1:] == ("minority", "majority", pytest.approx(0.9))
+    # bins: 8 predictions at 0.9 (7 right), 2 at 0.6 (1 right)
+    assert report.details["ece"] == pytest.approx(0.8 * abs(0.9 - 7 / 8) + 0.2 * abs(0.6 - 0.5))
+    md = (tmp_path / "report.md").read_text()
+    assert report.table() in md and "| majority | 8 | 0 |" in md and "| minority | 2 | 0 |" in md
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from tiny_run import tiny_run
+
+    return tiny_run(tmp_path_factory)
+
+
+def _check_report_dir(folder, n_mistakes_at_most):
+    import csv
+    import json
+
+    for name in ("confusion_matrix.png", "calibration.png"):
+        data = (folder / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 2000, name
+    with open(folder / "mistakes.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["text", "true", "predicted", "probability"]
+    assert all(r[1] != r[2] for r in rows[1:]) and len(rows) - 1 <= n_mistakes_at_most
+    p = [float(r[3]) for r in rows[1:]]
+    assert p == sorted(p, reverse=True)
+    details = json.loads((folder / "metrics.json").read_text())
+    assert set(details["classes"]) == {"neg", "pos"}
+    return details, rows
+
+
+def test_predictor_evaluate_writes_the_report_and_returns_the_same_metrics(run, tmp_path):
+    from tiny_run import synthetic_reviews
+
+    import seqclf
+
+    predictor = seqclf.load(run)
+    data = synthetic_reviews(60, seed=3, max_words=30)
+    plain = predictor.evaluate(data)
+    with_report = predictor.evaluate(data, report_dir=tmp_path / "report")
+    assert with_report == pytest.approx(plain)
+    details, rows = _check_report_dir(tmp_path / "report", 60)
+    assert details["accuracy"] == pytest.approx(plain["accuracy"])
+    assert len(rows) - 1 == round((1 - plain["accuracy"]) * 60)
+    report = seqclf.evaluation_report(predictor, data)
+    assert report.files == {} and report.metrics == pytest.approx(plain)
+
+
+def test_cli_evaluate_report(run, tmp_path, capsys):
+    import csv
+    import json
+
+    from tiny_run import synthetic_reviews
+
+    from seqclf.cli import main
+
+    data = synthetic_reviews(40, seed=4, max_words=30)
+    path = tmp_path / "test.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows((t, data.classes[y]) for t, y in zip(data.texts, data.labels, strict=True))
+    status = main(["evaluate", str(run), "--data", str(path), "--report", str(tmp_path / "r")])
+    captured = capsys.readouterr()
+    assert status == 0
+    metrics = json.loads(captured.out)
+    assert set(metrics) == {"loss", "accuracy"}
+    assert "| *weighted avg* |" in captured.err
+    details, _ = _check_report_dir(tmp_path / "r", 40)
+    assert details["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert "## Confusion matrix" in (tmp_path / "r" / "report.md").read_text()
