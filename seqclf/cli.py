@@ -375,6 +375,15 @@ def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from seqclf.predict import load
+
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] or None
+    out = load(args.checkpoint_dir).export(args.out_dir, platforms)
+    print(f"Exported to {out} (load it with seqclf.exported.load({str(out)!r})).")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Streams predictions as CSV; texts with no words are classified and noted on stderr."""
     from seqclf.predict import EmptyTextWarning, load
@@ -488,6 +497,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write CSV here instead of standard output")
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="write the model as serialized StableHLO (jax.export) plus its vocabulary, to run "
+        "with jax and numpy alone (seqclf.exported.load)",
+    )
+    p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
+    p.add_argument("out_dir", help="the directory to write")
+    p.add_argument(
+        "--platforms",
+        default="",
+        help="comma-separated platforms to lower for (cpu, cuda, rocm, tpu); "
+        "default: JAX's default backend here",
+    )
+    p.set_defaults(func=cmd_export)
     return parser
 
 

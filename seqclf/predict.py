@@ -170,6 +170,13 @@ class Predictor:
         labels, probs = self.labelled_probabilities(dataset, batch_size)
         return classification_metrics(labels, probs, mean_cross_entropy(labels, probs))
 
+    def export(self, out_dir: str | Path, platforms: list[str] | None = None) -> Path:
+        """Write this model as a ``jax.export`` artifact that ``seqclf.exported.load`` runs with
+        jax and numpy alone (see ``seqclf.export``); returns ``out_dir``."""
+        from seqclf.export import export_predictor
+
+        return export_predictor(self, out_dir, platforms)
+
     def labelled_probabilities(
         self, dataset: TextDataset, batch_size: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -28,8 +28,9 @@ MODEL = {
 _RUNS: dict[str, Path] = {}
 
 
-def synthetic_reviews(n: int, seed: int = 0, max_words: int = 12):
-    """``n`` labelled texts of 1-30 words; the label is which kind of sentiment word dominates."""
+def synthetic_reviews(n: int, seed: int = 0, max_words: int = 12, noise: float = 0.2):
+    """``n`` labelled texts of up to ``max_words`` filler words and 1-3 sentiment words, all
+    positive or all negative; the label says which, but a share ``noise`` of them is flipped."""
     import seqclf
 
     rng = np.random.default_rng(seed)
@@ -41,7 +42,9 @@ def synthetic_reviews(n: int, seed: int = 0, max_words: int = 12):
             kind = POSITIVE if label else NEGATIVE
             words.insert(int(rng.integers(len(words) + 1)), str(rng.choice(kind)))
         texts.append(" ".join(words).capitalize() + "!")
-        labels.append(label)
+        # Some labels flipped, so that no model is sure of everything (the fitted head weights
+        # stay moderate and the probabilities away from 0 and 1).
+        labels.append(1 - label if rng.uniform() < noise else label)
     return seqclf.TextDataset(texts, np.array(labels), ["neg", "pos"])
 
 
