@@ -12,6 +12,7 @@ Every public name is imported on first use (PEP 562 module ``__getattr__``), so 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 # public name -> the module that defines it
@@ -58,9 +59,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"seqclf.{name}")
     if name not in _EXPORTS:
+        # ``seqclf.model`` etc. after a bare ``import seqclf``, as when everything was imported
+        if not name.startswith("_") and importlib.util.find_spec(f"seqclf.{name}") is not None:
+            return importlib.import_module(f"seqclf.{name}")
         raise AttributeError(f"module 'seqclf' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value  # later look-ups skip this function
