@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,9 @@ from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
 from seqclf.metrics import classification_metrics, mean_cross_entropy
 from seqclf.model import ClassifierConfig, build_classifier
+
+if TYPE_CHECKING:
+    from seqclf.explain import Explanation
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
 _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
@@ -75,6 +78,9 @@ class Predictor:
             return jax.nn.softmax(model.apply({"params": params}, tokens, lengths), axis=-1)
 
         self._forward = forward
+        from seqclf.explain import integrated_gradients_fn
+
+        self._integrated_gradients = integrated_gradients_fn(model)  # compiled on first use
 
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None
@@ -169,6 +175,27 @@ class Predictor:
             return evaluation_report(self, dataset, report_dir, batch_size=batch_size).metrics
         labels, probs = self.labelled_probabilities(dataset, batch_size)
         return classification_metrics(labels, probs, mean_cross_entropy(labels, probs))
+
+    def explain(
+        self, texts: str | list[str], steps: int = 32, target: str | None = None
+    ) -> list[Explanation]:
+        """Per-token attributions by integrated gradients, through every head of the model.
+
+        Args:
+          texts: one text or a list of them.
+          steps: points of the integral over [0, 1] (trapezoid rule, >= 2); more is slower and
+            more exact (see ``Explanation.completeness_error``).
+          target: the class to explain; default the predicted class of each text.
+
+        Returns:
+          One ``seqclf.explain.Explanation`` per text; see ``seqclf.explain`` for what is
+          integrated, and against which output.
+        """
+        from seqclf.explain import explain_texts
+
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        return explain_texts(self, list(texts), steps, target)
 
     def export(self, out_dir: str | Path, platforms: list[str] | None = None) -> Path:
         """Write this model as a ``jax.export`` artifact that ``seqclf.exported.load`` runs with

@@ -23,6 +23,7 @@ MODEL = {
     "hidden_size": 8,
     "ngram_buckets": 64,
     "ngram_dim": 8,
+    "nb_buckets": 256,
     "fused": False,
 }
 _RUNS: dict[str, Path] = {}
