@@ -41,6 +41,8 @@ _EXPORTS = {
     "Predictor": "seqclf.predict",
     "load": "seqclf.predict",
     "EvaluationReport": "seqclf.report",
+    "Explanation": "seqclf.explain",
+    "explanation_html": "seqclf.explain",
     "evaluation_report": "seqclf.report",
     "FitResult": "seqclf.train",
     "TrainConfig": "seqclf.train",
@@ -52,7 +54,7 @@ _EXPORTS = {
     "fit": "seqclf.train",
     "train_step": "seqclf.train",
 }
-_SUBMODULES = ("ops",)
+_SUBMODULES = ("exported", "ops")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 __version__ = "0.1.0"
