@@ -43,7 +43,6 @@ from seqclf.model import (
     HEAD_LOGITS,
     HEAD_WEIGHTS,
     HEADS,
-    NB_COUNTS,
     NB_HEAD,
     NGRAM_PARAMS,
     SequenceClassifier,
@@ -86,7 +85,8 @@ class TrainConfig:
         (``seqclf.recipe.class_weights``).
       max_len: longer texts are truncated to this many tokens; None: from the data.
       truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
-      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding).
+      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding); None: from
+        the data (``seqclf.recipe``).
       max_words: vocabulary size, padding and out-of-vocabulary ids included; None: every
         word of the training split up to ``seqclf.recipe.MAX_VOCABULARY``.
       seed: seeds initialisation, shuffling and dropout.
@@ -108,7 +108,7 @@ class TrainConfig:
     class_weighting: str = "sqrt"
     max_len: int | None = None
     truncating: str = "pre"
-    num_buckets: int = 4
+    num_buckets: int | None = None
     max_words: int | None = None
     seed: int = 0
     save_every: int = 0
@@ -156,14 +156,15 @@ class TrainConfig:
     @property
     def resolved(self) -> bool:
         """True when no field is left to the data (see ``seqclf.recipe``)."""
-        return None not in (self.epochs, self.batch_size, self.max_len, self.max_words)
+        fields = (self.epochs, self.batch_size, self.max_len, self.max_words, self.num_buckets)
+        return None not in fields
 
     @property
     def buckets(self) -> list[int]:
-        if self.max_len is None:
+        if self.max_len is None or self.num_buckets is None:
             raise ValueError(
-                "max_len is None (from the data): resolve the config first "
-                "(seqclf.recipe.resolve_train_config), or give max_len"
+                "max_len or num_buckets is None (from the data): resolve the config first "
+                "(seqclf.recipe.resolve_train_config), or give them"
             )
         return bucket_boundaries(self.max_len, self.num_buckets)
 
@@ -188,8 +189,6 @@ class TrainState(train_state.TrainState):
 
     dropout_key: jax.Array
     lazy_adam: LazyAdam | None = struct.field(pytree_node=False, default=None)
-    # The model takes the batch's labels in training (seqclf's classifier with an NBSVM head).
-    model_takes_labels: bool = struct.field(pytree_node=False, default=False)
 
 
 class TrainingDiverged(RuntimeError):
@@ -236,12 +235,12 @@ def make_optimizer(
 
 
 def _param_labels(params: Any) -> Any:
-    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (head weights and NB counts,
-    set from data, never by gradient) or "rest"."""
+    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (the head weights and the
+    NBSVM head, fitted to data outside the gradient steps) or "rest"."""
 
     def label(path: Any, _: Any) -> str:
         name = path[0].key
-        if name == HEAD_WEIGHTS or (name == NB_HEAD and path[-1].key == NB_COUNTS):
+        if name in (HEAD_WEIGHTS, NB_HEAD):
             return "fitted"
         return "ngram" if name in NGRAM_PARAMS else "rest"
 
@@ -269,14 +268,12 @@ def create_train_state(
         init_key, jnp.asarray(example_batch["tokens"]), jnp.asarray(example_batch["lengths"])
     )
     params = variables["params"]
-    takes_labels = isinstance(model, SequenceClassifier) and model.config.nb_buckets > 0
     if not config.lazy_embedding:
         state = TrainState.create(
             apply_fn=model.apply,
             params=params,
             tx=make_optimizer(config, total_steps),
             dropout_key=dropout_key,
-            model_takes_labels=takes_labels,
         )
     else:
         if not isinstance(model, SequenceClassifier):
@@ -299,7 +296,6 @@ def create_train_state(
             opt_state=LazyEmbeddingState(tx.init(rest), *lazy.init(table)),
             dropout_key=dropout_key,
             lazy_adam=lazy,
-            model_takes_labels=takes_labels,
         )
     # step as the int32 array train_step returns (not Python's 0), so train_step compiles once.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
@@ -327,7 +323,6 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
         variables = {"params": params}
         if perturbations is not None:
             variables["perturbations"] = perturbations
-        extra = {"labels": batch["labels"]} if state.model_takes_labels else {}
         logits, sown = state.apply_fn(
             variables,
             batch["tokens"],
@@ -335,7 +330,6 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
             train=True,
             rngs={"dropout": dropout_key},
             mutable=[HEAD_LOGITS],
-            **extra,
         )
         # A model with several heads (ClassifierConfig.ngram_buckets) trains each on its own loss.
         heads = jax.tree_util.tree_leaves(sown.get(HEAD_LOGITS, {}))
@@ -706,24 +700,27 @@ class _TimeBudget:
         return _Either()
 
 
-def _with_naive_bayes_counts(
+def _with_fitted_nbsvm_head(
     model: Any,
     state: TrainState,
-    token_ids: Sequence[np.ndarray],
-    labels: np.ndarray,
+    train: tuple[Sequence[np.ndarray], np.ndarray],
+    valid: tuple[Sequence[np.ndarray], np.ndarray],
     config: TrainConfig,
+    progress: bool,
 ) -> TrainState:
-    """The state with the NBSVM head's n-gram counts taken from the training data (a model
-    without that head: the state as it is)."""
+    """The state with the NBSVM head fitted as NBSVM is (``seqclf.naive_bayes``), before any
+    gradient step (a model without that head: the state as it is)."""
     if NB_HEAD not in state.params:
         return state
-    from seqclf.naive_bayes import naive_bayes_counts
+    from seqclf.naive_bayes import fit_nbsvm
 
     cfg = model.config
-    counts = naive_bayes_counts(
-        token_ids, labels, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
+    head, report = fit_nbsvm(
+        train, valid, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
     )
-    head = {**state.params[NB_HEAD], NB_COUNTS: DataParallel.of(state).replicate(counts)}
+    if progress:
+        tqdm.write(report)
+    head = jax.tree_util.tree_map(DataParallel.of(state).replicate, head)
     return state.replace(params={**state.params, NB_HEAD: head})
 
 
@@ -824,7 +821,9 @@ def fit(
     elif resume:
         tqdm.write("Nothing to resume from: no checkpoint yet, starting from scratch.")
     if not (resume and store is not None and store.latest_step() is not None):
-        state = _with_naive_bayes_counts(model, state, train_ids, train_labels, config)
+        state = _with_fitted_nbsvm_head(
+            model, state, (train_ids, train_labels), valid, config, progress and is_primary()
+        )
 
     output_dir = Path(output_dir) if output_dir is not None else None
     log_path = output_dir / "metrics.jsonl" if output_dir is not None else None

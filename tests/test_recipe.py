@@ -13,7 +13,7 @@ import seqclf
 from seqclf import ops, recipe
 from seqclf.data.sources import TextDataset
 from seqclf.model import build_classifier
-from seqclf.naive_bayes import naive_bayes_counts
+from seqclf.naive_bayes import bag_matrix, fit_nbsvm
 from seqclf.presets import CLASSIC
 from seqclf.recipe import DataProfile, SettingWarning
 from seqclf.train import TrainConfig, _warn_unpredicted_classes
@@ -42,10 +42,17 @@ def _resolve(profile, train=None, model=None):
 def test_short_texts_get_a_short_max_len_and_no_pooling():
     lengths = np.random.default_rng(0).integers(1, 6, 5000)  # phrases of 1-5 words (MPQA)
     config, model, chosen = _resolve(_profile(lengths))
-    assert config.max_len == 8 and model.pool_size == 1
-    assert {"max_len", "batch_size", "epochs", "max_words", "pool_size", "nb_buckets"} <= set(
-        chosen
-    )
+    assert config.max_len == 8 and model.pool_size == 1 and config.num_buckets == 1
+    wanted = {
+        "max_len",
+        "num_buckets",
+        "batch_size",
+        "epochs",
+        "max_words",
+        "pool_size",
+        "nb_buckets",
+    }
+    assert wanted <= set(chosen)
 
 
 def test_long_texts_get_their_95th_percentile_and_pooling():
@@ -54,6 +61,7 @@ def test_long_texts_get_their_95th_percentile_and_pooling():
     expected = math.ceil(np.ceil(np.percentile(lengths, 95)) / 8) * 8
     assert config.max_len == expected
     assert model.pool_size == 4 and config.batch_size == 64 and config.epochs == 3
+    assert config.num_buckets == min(4, expected // 64)
 
 
 def test_tiny_and_large_sets():
@@ -142,34 +150,38 @@ def test_log_count_ratios_are_wang_and_mannings():
     np.testing.assert_allclose(ops.log_count_ratios(counts)[:, 0], -expected, rtol=1e-6)
 
 
-def test_naive_bayes_counts_match_a_count_by_hand():
+def test_bag_matrix_counts_each_ngram_once_per_text():
     rng = np.random.default_rng(0)
     texts = [rng.integers(2, 12, rng.integers(1, 9)).astype(np.int32) for _ in range(40)]
-    labels = rng.integers(0, 3, 40)
     buckets, max_n = 64, 2
+    x = bag_matrix(texts, buckets, max_n, TrainConfig(max_len=8, num_buckets=1))
+    for i, ids in enumerate(texts):
+        hashed, valid = ops.hashed_ngrams(jnp.asarray(ids)[None], jnp.array([len(ids)]), 2, 64)
+        expected = sorted(set(np.asarray(hashed)[np.asarray(valid)].tolist()))
+        assert x[i].indices.tolist() == expected and set(x[i].data.tolist()) == {1.0}
+
+
+def test_the_fitted_nbsvm_head_is_what_the_model_computes():
+    """fit_nbsvm's logistic regression, on its own features, and the model's NBSVM head with
+    the fitted parameters give the same logits (same hashing, same ratios)."""
+    data = _keyword_data([60, 60, 60], noise_words=4)
+    vocab = seqclf.Vocabulary.build(data.texts)
+    ids = vocab.encode_batch(data.texts)
     config = TrainConfig(max_len=8, num_buckets=1)
-    got = naive_bayes_counts(texts, labels, 3, buckets, max_n, config)
-    counts = np.zeros((buckets, 3))
-    for ids, label in zip(texts, labels, strict=True):
-        hashed, valid = ops.hashed_ngrams(
-            jnp.asarray(ids)[None], jnp.array([len(ids)]), max_n, buckets
-        )
-        for bucket in set(np.asarray(hashed)[np.asarray(valid)].tolist()):
-            counts[bucket, label] += 1
-    np.testing.assert_array_equal(got, counts)
-
-
-def test_leave_one_out_ratios_are_the_ratios_without_the_text():
-    """On a training text, each n-gram's ratio is the one its counts would give had the text
-    not been counted: an n-gram of this text alone is neutral (ratio of a zero count)."""
-    counts = np.array([[1.0, 0.0], [4.0, 2.0], [0.0, 0.0]])
-    own = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # the text counted in rows 0 and 1
-    got = ops.selected_log_count_ratios(counts, counts.sum(0), 3, 1.0, own)
-    without = counts - own
-    np.testing.assert_allclose(
-        got, ops.selected_log_count_ratios(without, counts.sum(0), 3, 1.0), rtol=1e-6
-    )
-    assert got[0].tolist() == got[2].tolist()  # seen only in this text: like never seen
+    train, valid = (ids[:150], data.labels[:150]), (ids[150:], data.labels[150:])
+    head, report = fit_nbsvm(train, valid, 3, 512, 2, config)
+    assert "kept C=" in report
+    model = build_classifier(vocab_size=len(vocab), num_classes=3, nb_buckets=512, nb_ngrams=2)
+    batch = next(seqclf.batches(ids[150:], None, 30, max_len=8))
+    tokens, lengths = jnp.asarray(batch["tokens"]), jnp.asarray(batch["lengths"])
+    params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
+    params = {**params, "nb_head": jax.tree_util.tree_map(jnp.asarray, head)}
+    _, sown = model.apply({"params": params}, tokens, lengths, mutable=["head_logits"])
+    got = np.asarray(sown["head_logits"]["nbsvm_head"][0])
+    x = bag_matrix(ids[150:], 512, 2, config)
+    ratios = np.asarray(ops.log_count_ratios(head["counts"]))
+    np.testing.assert_allclose(got, x @ (ratios * head["weights"]) + head["bias"], atol=1e-4)
+    assert np.mean(got.argmax(1) == data.labels[150:]) > 0.9
 
 
 def _keyword_data(n_per_class, seed=0, noise_words=6):

@@ -120,11 +120,7 @@ def log_count_ratios(counts: jax.Array, alpha: float = 1.0) -> jax.Array:
 
 
 def selected_log_count_ratios(
-    selected: jax.Array,
-    class_totals: jax.Array,
-    buckets: int,
-    alpha: float = 1.0,
-    leave_out: jax.Array | None = None,
+    selected: jax.Array, class_totals: jax.Array, buckets: int, alpha: float = 1.0
 ) -> jax.Array:
     """``log_count_ratios`` of some buckets only, from their counts and the table's totals.
 
@@ -133,19 +129,13 @@ def selected_log_count_ratios(
       class_totals: (C,) the table's column sums.
       buckets: the table's number of rows (for the smoothing's share of the norms).
       alpha: additive smoothing.
-      leave_out: optional (..., C) 0/1, the text's own class where the text itself counted in
-        this bucket: its own count is taken out first (leave-one-out), so that on a training
-        text an n-gram seen only in that text is neutral, as it would be on a new text.
 
     Returns:
       (..., C) float32 log-count ratios.
     """
     selected = jnp.asarray(selected, jnp.float32)
-    own = jnp.zeros_like(selected) if leave_out is None else leave_out.astype(jnp.float32)
-    present = own.sum(axis=-1, keepdims=True)  # 1 where the text counted here, else 0
-    p = alpha + jnp.maximum(selected - own, 0.0)
-    rest = selected.sum(axis=-1, keepdims=True) - selected
-    q = alpha + jnp.maximum(rest - (present - own), 0.0)
+    p = alpha + selected
+    q = alpha + (selected.sum(axis=-1, keepdims=True) - selected)
     total = class_totals.sum()
     p_norm = alpha * buckets + class_totals
     q_norm = alpha * buckets + (total - class_totals)
