@@ -1,0 +1,422 @@
+"""``seqclf serve``: the HTTP API, its bad-request table, micro-batching, overload and shutdown.
+
+Most tests run a real uvicorn server in a thread with a fake predictor (fast, and able to be
+slow or fail on demand); the shapes, ``/v1/model`` and SIGTERM tests use a tiny trained run.
+Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serve_helpers import (
+    HOST,
+    FakePredictor,
+    LiveServer,
+    call,
+    detail_of,
+    p_pos,
+    predict,
+    raw_exchange,
+    read_reply,
+    status_of,
+)
+
+import seqclf
+from seqclf.batcher import MicroBatcher, QueueFull
+from seqclf.serve import ServeSettings, create_app, warm_up
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+READ_TIMEOUT = 1.0
+
+
+def head(length: int | None = None, chunked: bool = False) -> bytes:
+    lines = ["POST /v1/predict HTTP/1.1", f"Host: {HOST}", "Content-Type: application/json"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.fixture(scope="module")
+def server():
+    fake = FakePredictor()
+    app = create_app(fake, ServeSettings(read_timeout_s=READ_TIMEOUT))
+    with LiveServer(app) as live:
+        live.fake = fake
+        yield live
+
+
+def assert_serving(port: int) -> None:
+    """The server still answers a good request, correctly."""
+    status, body = predict(port, ["still here?"])
+    assert status == 200, body
+    assert body["predictions"][0]["probabilities"]["pos"] == pytest.approx(p_pos("still here?"))
+
+
+def test_predict_returns_label_and_probabilities_per_text(server):
+    texts = ["a fine film", "no", "", "x" * 17]
+    status, body = predict(server.port, texts)
+    assert status == 200
+    assert len(body["predictions"]) == 4
+    for text, pred in zip(texts, body["predictions"], strict=True):
+        assert set(pred) == {"label", "probabilities"}
+        assert pred["probabilities"]["pos"] == pytest.approx(p_pos(text))
+        assert pred["probabilities"]["neg"] == pytest.approx(1 - p_pos(text))
+        assert pred["label"] == ("pos" if p_pos(text) > 0.5 else "neg")
+
+
+def test_explain_adds_tokens_and_attributions(server):
+    status, body = predict(server.port, ["Quite a good film"], explain=True)
+    assert status == 200, body
+    (pred,) = body["predictions"]
+    assert pred["label"] == "pos" and pred["probabilities"]["pos"] == pytest.approx(0.75)
+    e = pred["explanation"]
+    assert e["tokens"] == ["quite", "a", "good", "film"]
+    assert e["attributions"] == pytest.approx([-1, -1 / 3, 1 / 3, 1])
+    assert "text" not in e and e["completeness_error"] == 0.0
+
+
+def test_healthz_model_and_page(server):
+    status, _, body = call(server.port, "GET", "/healthz")
+    assert status == 200 and body["status"] == "ready"
+    status, _, body = call(server.port, "GET", "/v1/model")
+    assert status == 200
+    assert body["classes"] == ["neg", "pos"] and body["buckets"] == [8, 16]
+    assert body["server"]["limits"]["max_texts"] == 256 and body["explain"] is True
+    status, headers, page = call(server.port, "GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert 'id="text"' in page and "v1/predict" in page
+    assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
+
+
+MB10 = 10_000_000
+BAD_REQUESTS = {
+    # name: (body, status, the start of the message)
+    "malformed JSON": (b'{"texts": ["unfinished"', 422, "body: not valid JSON"),
+    "not an object": (b'["a", "b"]', 422, "body: expected a JSON object"),
+    "texts missing": (b'{"explain": false}', 422, "texts: missing"),
+    "unknown field": (b'{"text": ["a"]}', 422, "text: unknown field"),
+    "texts not a list": (b'{"texts": "one text"}', 422, "texts: expected a list of strings"),
+    "a text not a string": (b'{"texts": ["ok", 3]}', 422, "texts[1]: expected a string"),
+    "a null text": (b'{"texts": [null]}', 422, "texts[0]: expected a string, got null"),
+    "explain not a boolean": (b'{"texts": ["a"], "explain": 1}', 422, "explain: expected"),
+    "empty list": (b'{"texts": []}', 422, "texts: empty list"),
+    "invalid UTF-8": (b'{"texts": ["caf\xe9"]}', 422, "body: not valid UTF-8"),
+    "lone surrogate": (b'{"texts": ["\\ud800"]}', 422, "texts[0]: not valid Unicode"),
+    "257 texts": (json.dumps({"texts": ["a"] * 257}).encode(), 413, "texts: 257 texts"),
+    "17 texts to explain": (
+        json.dumps({"texts": ["a"] * 17, "explain": True}).encode(),
+        413,
+        "texts: 17 texts",
+    ),
+    "1 M-word text": (
+        json.dumps({"texts": ["word " * 1_000_000]}).encode(),
+        413,
+        "texts[0]: 5000000 characters, more than the limit of 100000",
+    ),
+    "10 MB body": (
+        json.dumps({"texts": ["x" * (MB10 // 256)] * 256}).encode(),
+        413,
+        "body: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request_gets_its_status_and_the_server_keeps_serving(server, case):
+    body, status, message = BAD_REQUESTS[case]
+    got, _, answer = call(
+        server.port, "POST", "/v1/predict", body, {"Content-Type": "application/json"}
+    )
+    assert got == status, answer
+    assert answer["detail"].startswith(message), answer
+    assert_serving(server.port)
+
+
+def test_a_huge_declared_body_is_refused_before_it_is_read(server):
+    """Content-Length over 4x the limit: 413 at once, without waiting for the body."""
+    huge = 40 * 2**20
+    reply = raw_exchange(server.port, [head(huge)])
+    assert status_of(reply) == 413
+    assert detail_of(reply) == f"body: {huge} bytes, more than the limit of {8 * 2**20}"
+    assert b"connection: close" in reply.lower()
+    assert_serving(server.port)
+
+
+def test_10mb_chunked_body_is_refused_while_it_streams(server):
+    """No Content-Length: the size is counted as the chunks arrive."""
+    chunk = b"x" * 2**20
+    chunks = [head(chunked=True)] + [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 10
+    reply = raw_exchange(server.port, chunks)
+    assert status_of(reply) == 413
+    assert detail_of(reply).startswith("body: more than the limit of")
+    assert_serving(server.port)
+
+
+def test_slow_client_gets_408_and_others_are_served_meanwhile(server):
+    body = json.dumps({"texts": ["a slow one"]}).encode()
+    result: dict[str, bytes] = {}
+    # Half the body, then nothing for longer than the read timeout.
+    slow = threading.Thread(
+        target=lambda: result.setdefault(
+            "reply", raw_exchange(server.port, [head(len(body)) + body[:10]])
+        )
+    )
+    start = time.monotonic()
+    slow.start()
+    time.sleep(0.1)
+    assert_serving(server.port)  # not held up by the slow client
+    slow.join(10)
+    assert status_of(result["reply"]) == 408
+    assert detail_of(result["reply"]) == f"body: not received within {READ_TIMEOUT:g} s"
+    assert READ_TIMEOUT <= time.monotonic() - start < READ_TIMEOUT + 5
+    assert_serving(server.port)
+
+
+def test_client_disconnect_mid_body_and_mid_prediction(server):
+    import socket
+
+    body = json.dumps({"texts": ["gone"]}).encode()
+    with socket.create_connection((HOST, server.port), timeout=5) as s:
+        s.sendall(head(len(body)) + body[:5])  # then hangs up mid-body
+    with socket.create_connection((HOST, server.port), timeout=5) as s:
+        s.sendall(head(len(body)) + body)  # hangs up before the answer
+    time.sleep(0.2)
+    assert_serving(server.port)
+    status, _, health = call(server.port, "GET", "/healthz")
+    assert status == 200 and health["status"] == "ready"
+
+
+def test_an_error_in_prediction_is_a_500_for_that_request_only():
+    fake = FakePredictor(delay=0.05)  # slow enough for both requests to share a batch
+    with LiveServer(create_app(fake, ServeSettings(max_wait_ms=50))) as live:
+        with ThreadPoolExecutor(2) as pool:
+            bad = pool.submit(predict, live.port, ["boom"])
+            good = pool.submit(predict, live.port, ["fine"])
+            bad_status, bad_body = bad.result(30)
+            good_status, good_body = good.result(30)
+        assert bad_status == 500
+        assert bad_body["detail"] == "prediction failed: RuntimeError: the model fell over"
+        assert good_status == 200
+        assert good_body["predictions"][0]["probabilities"]["pos"] == pytest.approx(p_pos("fine"))
+        assert ["boom", "fine"] in fake.calls or ["fine", "boom"] in fake.calls  # batched...
+        assert ["fine"] in fake.calls  # ...then retried alone, so only "boom" failed
+        assert_serving(live.port)
+
+
+def many_requests(port: int, n: int) -> list[tuple[str, tuple[int, dict]]]:
+    texts = [f"review number {i} " + "w" * i for i in range(n)]
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(predict, port, [t]) for t in texts]
+        return [(t, f.result(60)) for t, f in zip(texts, futures, strict=True)]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_micro_batching_shares_calls_between_requests(batching):
+    fake = FakePredictor(delay=0.05)
+    settings = ServeSettings(batching=batching, max_wait_ms=20, threads=4)
+    with LiveServer(create_app(fake, settings)) as live:
+        fake.calls.clear()  # the warm-up calls
+        results = many_requests(live.port, 32)
+        status, _, health = call(live.port, "GET", "/healthz")
+    for text, (status, body) in results:
+        assert status == 200
+        assert body["predictions"][0]["probabilities"]["pos"] == pytest.approx(p_pos(text))
+    assert sorted(t for call_texts in fake.calls for t in call_texts) == sorted(
+        t for t, _ in results
+    )
+    if batching:
+        # 32 requests in flight together: a handful of calls of many texts each.
+        assert len(fake.calls) <= 8, [len(c) for c in fake.calls]
+        assert max(len(c) for c in fake.calls) >= 8
+    else:
+        assert len(fake.calls) == 32 and {len(c) for c in fake.calls} == {1}
+    assert health["requests"] == 32 and health["calls"] == len(fake.calls)
+
+
+def test_a_full_queue_answers_503_with_retry_after():
+    gate = threading.Event()
+    fake = FakePredictor()
+    app = create_app(fake, ServeSettings(max_queue=1, max_wait_ms=0))
+    with LiveServer(app) as live:
+        fake.gate = gate  # after the warm-up: from now on every call waits for the test
+        fake.entered.clear()
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(predict, live.port, ["first"])
+            assert fake.entered.wait(10)  # the worker holds "first"
+            second = pool.submit(predict, live.port, ["second"])
+            deadline = time.monotonic() + 10
+            while app.state.batcher.queued() < 1:  # "second" waits in the queue, now full
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            status, headers, body = call(live.port, "POST", "/v1/predict", {"texts": ["third"]})
+            assert status == 503
+            assert headers["retry-after"] == "1"
+            assert body["detail"].startswith("busy: 1 requests are already waiting")
+            gate.set()
+            assert first.result(10)[0] == 200 and second.result(10)[0] == 200
+        assert_serving(live.port)
+
+
+def test_warm_up_calls_each_bucket_before_the_first_request():
+    fake = FakePredictor()
+    with LiveServer(create_app(fake, ServeSettings())):
+        warm = [c[0] for c in fake.calls]
+        warm_explain = [c[0] for c in fake.explain_calls]
+    # One text of exactly each bucket's number of tokens, so each (batch, bucket) shape is run.
+    assert [len(t.split()) for t in warm] == FakePredictor.buckets
+    assert [len(t.split()) for t in warm_explain] == FakePredictor.buckets
+
+
+def test_batcher_close_finishes_queued_requests_and_then_refuses():
+    fake = FakePredictor(delay=0.02)
+    batcher = MicroBatcher(fake, max_wait_ms=0, max_queue=4)
+    futures = [batcher.submit([f"t{i}"]) for i in range(4)]  # queued before the worker starts
+    with pytest.raises(QueueFull):
+        batcher.submit(["one too many"])
+    batcher.start()
+    batcher.close(timeout=10)
+    assert [f.result(0)[0][1] for f in futures] == pytest.approx([p_pos(f"t{i}") for i in range(4)])
+    with pytest.raises(Exception, match="shutting down"):
+        batcher.submit(["late"])
+
+
+# -- with a real (tiny) trained model ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "superb", "moving", "fun"], ["awful", "boring", "waste", "dull"]
+    filler = ["the", "film", "was", "a", "plot", "and", "it"]
+    texts, labels = [], []
+    for i in range(160):
+        words = list(rng.choice(filler, int(rng.integers(1, 20))))
+        words += list(rng.choice(good if i % 2 else bad, 2))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(i % 2)
+    out = tmp_path_factory.mktemp("serve_run")
+    seqclf.train_text_classifier(
+        seqclf.TextDataset(texts, np.array(labels), ["neg", "pos"]),
+        out,
+        model_options=dict(
+            embed_dim=8,
+            conv_filters=(4,),
+            conv_kernel_size=3,
+            pool_size=2,
+            hidden_size=8,
+            ngram_buckets=0,
+        ),
+        train_config=seqclf.TrainConfig(
+            epochs=1, batch_size=32, max_len=24, num_buckets=2, max_words=100, patience=0
+        ),
+        progress=False,
+    )
+    return out
+
+
+def test_real_model_every_shape_is_compiled_at_start_up(tiny_run):
+    predictor = seqclf.load(tiny_run, batch_size=8)
+    assert len(predictor.buckets) == 2
+    warm_up(predictor, ServeSettings(warm_up_explain=False))
+    compiled = predictor._forward._cache_size()
+    assert compiled == len(predictor.buckets)
+    texts = ["great", "the film was " * 3, "awful " * 40, "", "fun and moving " * 9] * 3
+    with LiveServer(create_app(predictor, ServeSettings(warm_up_explain=False))) as live:
+        status, body = predict(live.port, texts)
+        _, _, model = call(live.port, "GET", "/v1/model")
+    assert status == 200
+    assert predictor._forward._cache_size() == compiled  # no request compiled anything
+    expected = predictor.predict_proba(texts)
+    got = np.array(
+        [[p["probabilities"][c] for c in predictor.classes] for p in body["predictions"]]
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert model["classes"] == ["neg", "pos"] and model["config"]["hidden_size"] == 8
+    assert model["max_len"] == 24 and model["batch_size"] == 8
+    assert set(model["versions"]) >= {"seqclf", "jax", "python"}
+
+
+def start_cli_server(run: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    """``seqclf serve RUN --port 0`` in a subprocess; returns it and its port once it is ready."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqclf.cli", "serve", str(run), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    line = proc.stdout.readline()  # "seqclf serve: http://127.0.0.1:PORT/ ..."
+    assert line.startswith(f"seqclf serve: http://{HOST}:"), line + proc.stderr.read()
+    port = int(line.split(":")[3].split("/")[0])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if call(port, "GET", "/healthz", timeout=2)[0] == 200:
+                return proc, port
+        except OSError:
+            pass
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "not ready within 60 s"
+        time.sleep(0.1)
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(tiny_run):
+    import socket
+
+    proc, port = start_cli_server(tiny_run, "--no-warm-up-explain", "--no-access-log")
+    try:
+        body = json.dumps({"texts": ["great fun", "boring waste"]}).encode()
+        with socket.create_connection((HOST, port), timeout=20) as s:
+            s.sendall(head(len(body)) + body[:7])  # in flight: half sent when SIGTERM comes
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert proc.poll() is None  # still waiting for this request
+            s.sendall(body[7:])
+            reply = read_reply(s)
+        assert status_of(reply) == 200, reply
+        answer = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert [p["label"] in ("neg", "pos") for p in answer["predictions"]] == [True, True]
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        with pytest.raises(OSError):
+            call(port, "GET", "/healthz", timeout=2)  # gone
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_serve_port_in_use_is_a_one_line_error(tiny_run):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "seqclf.cli", "serve", str(tiny_run), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"seqclf serve: error: cannot listen on {HOST}:{port}: ")
+    assert "Traceback" not in proc.stderr
