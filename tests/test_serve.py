@@ -7,6 +7,7 @@ Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -420,3 +421,74 @@ def test_serve_port_in_use_is_a_one_line_error(tiny_run):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"seqclf serve: error: cannot listen on {HOST}:{port}: ")
     assert "Traceback" not in proc.stderr
+
+
+class _WithExplanations:
+    """The real predictor plus the fake's explanations (until ``Predictor.explain`` exists)."""
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+    def explain(self, texts, steps=32):
+        probs = self._predictor.predict_proba(texts)
+        return [
+            dataclasses.replace(
+                e,
+                label=self.classes[int(p.argmax())],
+                probabilities=dict(zip(self.classes, map(float, p), strict=True)),
+            )
+            for e, p in zip(FakePredictor().explain(texts, steps), probs, strict=True)
+        ]
+
+
+def test_the_page_in_a_headless_browser(tiny_run, tmp_path):
+    """Type a review into the page at /, click Classify, read the label, the probabilities and
+    the coloured words; save a screenshot (``SEQCLF_SCREENSHOT=PATH`` also copies it there)."""
+    from cdp import Chromium, find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
+    predictor = seqclf.load(tiny_run, batch_size=8)
+    if not hasattr(predictor, "explain"):
+        predictor = _WithExplanations(predictor)
+    review = "A great, moving film: superb fun from start to end."
+    expected = predictor.predict_proba([review])[0]
+    with LiveServer(create_app(predictor, ServeSettings(warm_up_explain=False))) as live:
+        browser = Chromium(binary, tmp_path / "profile")
+        try:
+            browser.open(f"http://{HOST}:{live.port}/")
+            browser.type_into("#text", review)
+            browser.click("#go")
+            state = browser.wait_for(
+                "['done', 'error'].includes(document.getElementById('result').dataset.state)"
+                " && document.getElementById('result').dataset.state"
+            )
+            error = browser.js("document.getElementById('error').textContent")
+            assert state == "done", error
+            label = browser.js("document.getElementById('label').textContent")
+            shown = browser.js(
+                "[...document.querySelectorAll('#bars .bar')].map(b => "
+                "[b.querySelector('.name').textContent, +b.querySelector('.value').textContent])"
+            )
+            words = browser.js(
+                "[...document.querySelectorAll('#tokens span')].map(s => "
+                "[s.textContent, getComputedStyle(s).backgroundColor])"
+            )
+            model_line = browser.js("document.getElementById('model').textContent")
+            shot = browser.screenshot(tmp_path / "serve.png")
+        finally:
+            browser.close()
+    assert label == predictor.classes[int(expected.argmax())]
+    assert [name for name, _ in shown] == predictor.classes
+    np.testing.assert_allclose([p for _, p in shown], expected, atol=6e-4)  # shown to 3 places
+    assert [w for w, _ in words] == predictor.explain([review])[0].tokens
+    assert any("rgba(22, 163, 74" in colour for _, colour in words)  # green: toward the label
+    assert any("rgba(220, 38, 38" in colour for _, colour in words)  # red: away from it
+    assert "classes: neg, pos" in model_line
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
+    if target := os.environ.get("SEQCLF_SCREENSHOT"):
+        Path(target).write_bytes(shot.read_bytes())
