@@ -108,6 +108,8 @@ def parse_request(body: bytes, settings: ServeSettings) -> tuple[list[str], bool
         raise HTTPProblem(
             422, f"body: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
         ) from None
+    except RecursionError:  # e.g. [[[[...]]]]: Python's parser recurses once per level
+        raise HTTPProblem(422, "body: JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise HTTPProblem(
             422, f'body: expected a JSON object {{"texts": [...]}}, got {_json_type(obj)}'

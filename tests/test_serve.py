@@ -109,6 +109,7 @@ BAD_REQUESTS = {
     # name: (body, status, the start of the message)
     "malformed JSON": (b'{"texts": ["unfinished"', 422, "body: not valid JSON"),
     "not an object": (b'["a", "b"]', 422, "body: expected a JSON object"),
+    "nested too deeply": (b"[" * 100_000, 422, "body: JSON nested too deeply"),
     "texts missing": (b'{"explain": false}', 422, "texts: missing"),
     "unknown field": (b'{"text": ["a"]}', 422, "text: unknown field"),
     "texts not a list": (b'{"texts": "one text"}', 422, "texts: expected a list of strings"),
