@@ -203,51 +203,69 @@ def test_client_disconnect_mid_body_and_mid_prediction(server):
     assert status == 200 and health["status"] == "ready"
 
 
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_an_error_in_prediction_is_a_500_for_that_request_only():
-    fake = FakePredictor(delay=0.05)  # slow enough for both requests to share a batch
-    with LiveServer(create_app(fake, ServeSettings(max_wait_ms=50))) as live:
-        with ThreadPoolExecutor(2) as pool:
+    fake = FakePredictor()
+    app = create_app(fake, ServeSettings(max_wait_ms=0))
+    with LiveServer(app) as live:
+        fake.gate = threading.Event()  # after the warm-up: hold the worker...
+        fake.entered.clear()
+        fake.calls.clear()
+        with ThreadPoolExecutor(3) as pool:
+            hold = pool.submit(predict, live.port, ["held"])
+            assert fake.entered.wait(10)
             bad = pool.submit(predict, live.port, ["boom"])
             good = pool.submit(predict, live.port, ["fine"])
+            wait_until(lambda: app.state.batcher.queued() == 2)  # ...until both are queued
+            fake.gate.set()
             bad_status, bad_body = bad.result(30)
             good_status, good_body = good.result(30)
+            assert hold.result(30)[0] == 200
         assert bad_status == 500
         assert bad_body["detail"] == "prediction failed: RuntimeError: the model fell over"
         assert good_status == 200
         assert good_body["predictions"][0]["probabilities"]["pos"] == pytest.approx(p_pos("fine"))
-        assert ["boom", "fine"] in fake.calls or ["fine", "boom"] in fake.calls  # batched...
-        assert ["fine"] in fake.calls  # ...then retried alone, so only "boom" failed
+        batched = sorted(fake.calls[1])
+        assert batched == ["boom", "fine"]  # one call for both...
+        assert sorted(fake.calls[2:]) == [["boom"], ["fine"]]  # ...then each alone
+        _, _, health = call(live.port, "GET", "/healthz")
+        assert health["failed_requests"] == 1 and health["requests"] == 3
         assert_serving(live.port)
-
-
-def many_requests(port: int, n: int) -> list[tuple[str, tuple[int, dict]]]:
-    texts = [f"review number {i} " + "w" * i for i in range(n)]
-    with ThreadPoolExecutor(n) as pool:
-        futures = [pool.submit(predict, port, [t]) for t in texts]
-        return [(t, f.result(60)) for t, f in zip(texts, futures, strict=True)]
 
 
 @pytest.mark.parametrize("batching", [True, False])
 def test_micro_batching_shares_calls_between_requests(batching):
-    fake = FakePredictor(delay=0.05)
-    settings = ServeSettings(batching=batching, max_wait_ms=20, threads=4)
-    with LiveServer(create_app(fake, settings)) as live:
+    n = 32
+    fake = FakePredictor()
+    app = create_app(fake, ServeSettings(batching=batching, max_wait_ms=20, threads=4))
+    texts = [f"review number {i} " + "w" * i for i in range(n)]
+    with LiveServer(app) as live:
         fake.calls.clear()  # the warm-up calls
-        results = many_requests(live.port, 32)
-        status, _, health = call(live.port, "GET", "/healthz")
-    for text, (status, body) in results:
+        fake.gate = threading.Event()
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(predict, live.port, [t]) for t in texts]
+            # Every request arrived (being scored or queued) before the worker(s) may go on.
+            wait_until(lambda: sum(map(len, fake.calls)) + app.state.batcher.queued() == n)
+            fake.gate.set()
+            results = [f.result(60) for f in futures]
+        _, _, health = call(live.port, "GET", "/healthz")
+    for text, (status, body) in zip(texts, results, strict=True):
         assert status == 200
         assert body["predictions"][0]["probabilities"]["pos"] == pytest.approx(p_pos(text))
-    assert sorted(t for call_texts in fake.calls for t in call_texts) == sorted(
-        t for t, _ in results
-    )
+    assert sorted(t for c in fake.calls for t in c) == sorted(texts)  # each scored once
     if batching:
-        # 32 requests in flight together: a handful of calls of many texts each.
-        assert len(fake.calls) <= 8, [len(c) for c in fake.calls]
-        assert max(len(c) for c in fake.calls) >= 8
+        # The first call (with whatever arrived within max_wait), then one call for all the
+        # requests that queued behind it.
+        assert len(fake.calls) <= 2, [len(c) for c in fake.calls]
     else:
-        assert len(fake.calls) == 32 and {len(c) for c in fake.calls} == {1}
-    assert health["requests"] == 32 and health["calls"] == len(fake.calls)
+        assert len(fake.calls) == n and {len(c) for c in fake.calls} == {1}
+    assert health["requests"] == n and health["calls"] == len(fake.calls)
 
 
 def test_a_full_queue_answers_503_with_retry_after():
