@@ -657,7 +657,7 @@ def main(argv: list[str] | None = None) -> dict:
     ]
 
     print(f"Offline, {len(texts)} reviews:", flush=True)
-    needs_train = any(x in args.peers for x in ("fasttext",)) and installed("fasttext")
+    needs_train = "fasttext" in args.peers and installed("fasttext")  # fastText trains here
     train = (
         seqclf.load_tfds(split=f"train[:{args.fasttext_train}]", data_dir=args.data_dir)
         if needs_train
