@@ -348,9 +348,12 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "history": run.fit.history,
     }
     if args.test:
-        predictor = load(args.output_dir)
-        summary["test"] = predictor.evaluate(_load(args.test, args, "test"))
+        from seqclf.report import evaluation_report
+
+        report = evaluation_report(load(args.output_dir), _load(args.test, args, "test"))
+        summary["test"] = report.metrics
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items()))
+        print(report.table())
     print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
     return 0
 
@@ -359,8 +362,51 @@ def cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from seqclf.predict import load
 
     predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
-    metrics = predictor.evaluate(_load(args.data, args, args.split))
-    print(json.dumps(metrics, indent=2))
+    data = _load(args.data, args, args.split)
+    if args.report:
+        from seqclf.report import evaluation_report
+
+        report = evaluation_report(predictor, data, args.report)
+        print(json.dumps(report.metrics, indent=2))
+        print(report.table(), file=sys.stderr)
+        print(f"Report written to {args.report} ({', '.join(report.files)}).", file=sys.stderr)
+        return 0
+    print(json.dumps(predictor.evaluate(data), indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from seqclf.predict import load
+
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] or None
+    out = load(args.checkpoint_dir).export(args.out_dir, platforms)
+    print(f"Exported to {out} (load it with seqclf.exported.load({str(out)!r})).")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Each text's label and probabilities, then its words with their attributions."""
+    from seqclf.explain import explanation_html
+    from seqclf.predict import load
+
+    explanations = load(args.checkpoint_dir).explain(args.texts, args.steps, args.target)
+    for e in explanations:
+        probs = ", ".join(f"{c} {p:.4f}" for c, p in e.probabilities.items())
+        print(f"{e.label} ({probs}): {e.text[:80]!r}")
+        for token, a in zip(e.tokens, e.attributions.tolist(), strict=True):
+            print(f"  {a:+.4f}  {token}")
+        print(
+            f"  attributions sum to {e.attributions.sum():+.4f}; completeness error "
+            f"{e.completeness_error:.2g} ({args.steps} steps)"
+        )
+    if args.html:
+        body = "\n".join(explanation_html(e) for e in explanations)
+        Path(args.html).write_text(
+            '<!doctype html>\n<html><head><meta charset="utf-8"><title>seqclf explain</title>'
+            f"</head><body>\n{body}\n</body></html>\n",
+            encoding="utf-8",
+        )
+        print(f"Wrote {args.html}.")
     return 0
 
 
@@ -499,6 +545,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled data (file, folder or TFDS name)")
     p.add_argument("--split", default="test", help="TFDS split (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write an evaluation report there: per-class table and confusion matrix "
+        "(report.md, PNG), calibration curve with ECE (PNG), most confident mistakes (CSV)",
+    )
     add_data_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -554,6 +606,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log", action=argparse.BooleanOptionalAction, default=True, help="log requests"
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "export",
+        help="write the model as serialized StableHLO (jax.export) plus its vocabulary, to run "
+        "with jax and numpy alone (seqclf.exported.load)",
+    )
+    p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
+    p.add_argument("out_dir", help="the directory to write")
+    p.add_argument(
+        "--platforms",
+        default="",
+        help="comma-separated platforms to lower for (cpu, cuda, rocm, tpu); "
+        "default: JAX's default backend here",
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "explain",
+        help="which words drove a prediction (integrated gradients through every head)",
+    )
+    p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
+    p.add_argument("texts", nargs="+", help="texts to explain")
+    p.add_argument("--html", metavar="FILE", help="also write the words coloured by attribution")
+    p.add_argument(
+        "--steps", type=int, default=32, help="integration points (default: %(default)s)"
+    )
+    p.add_argument("--target", help="the class to explain (default: the predicted one)")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -19,6 +19,13 @@ from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.data.sources import TextDataset, train_validation_split
 from seqclf.data.text import Vocabulary
 from seqclf.model import ClassifierConfig, build_classifier
+from seqclf.recipe import (
+    MAX_VOCABULARY,
+    DataProfile,
+    describe,
+    resolve_model_config,
+    resolve_train_config,
+)
 from seqclf.train import FitResult, TrainConfig, fit
 
 
@@ -57,6 +64,7 @@ def train_text_classifier(
     valid: TextDataset | None = None,
     model_options: dict[str, Any] | None = None,
     train_config: TrainConfig | None = None,
+    base_model: ClassifierConfig | None = None,
     valid_fraction: float = 0.1,
     resume: bool = False,
     progress: bool = True,
@@ -68,8 +76,13 @@ def train_text_classifier(
       train: labelled training texts.
       output_dir: receives ``checkpoints/``, ``metrics.jsonl`` and ``training_curves.png``.
       valid: validation texts; None carves ``valid_fraction`` of ``train`` (stratified, seeded).
-      model_options: ``ClassifierConfig`` fields (vocab_size and num_classes are set here).
-      train_config: a ``TrainConfig``.
+      model_options: ``ClassifierConfig`` fields (vocab_size and num_classes are set here;
+        the data-dependent fields left out are resolved from the training split,
+        ``seqclf.recipe``).
+      train_config: a ``TrainConfig``; its fields left at None are resolved from the
+        training split (``seqclf.recipe``).
+      base_model: the configuration the options apply to (default ``ClassifierConfig()``;
+        e.g. ``seqclf.presets.CLASSIC``).
       valid_fraction: share of train held out when ``valid`` is None.
       resume: continue the run saved in ``output_dir`` (its vocabulary and configuration win; a
         different configuration given now is an error).
@@ -89,40 +102,30 @@ def train_text_classifier(
     output_dir.mkdir(parents=True, exist_ok=True)
     store = CheckpointStore(output_dir)
 
-    if resume and store.latest_step() is not None:
-        meta = store.restore_meta()
-        vocabulary = Vocabulary.from_dict(meta["vocabulary"])
-        classes = meta["classes"]
-        config = ClassifierConfig.from_dict(meta["model_config"])
-        wanted = _model_config(model_options, len(vocabulary), len(classes))
-        if wanted != config:
-            diff = {
-                k: (getattr(config, k), getattr(wanted, k))
-                for k in config.to_dict()
-                if getattr(config, k) != getattr(wanted, k)
-            }
-            raise CheckpointError(
-                f"{store.directory} belongs to a different model configuration "
-                f"(saved vs now: {diff}); use another --output-dir or the same options"
-            )
-        saved_train = TrainConfig.from_dict(meta["train_config"])
-        if saved_train != train_config:
-            train_config = dataclasses.replace(saved_train, epochs=train_config.epochs)
-            tqdm.write("Resuming with the saved training settings (only --epochs may change).")
+    saved = store.restore_meta() if resume and store.latest_step() is not None else None
+    if saved is None and not resume and store.latest_step() is not None:
+        raise CheckpointError(
+            f"{output_dir} already holds a training run (checkpoint step "
+            f"{store.latest_step()}); pass --resume to continue it or choose another "
+            "--output-dir"
+        )
+    if saved is not None:
+        vocabulary = Vocabulary.from_dict(saved["vocabulary"])
+        classes = saved["classes"]
         if classes != train.classes:
             raise CheckpointError(
                 f"{store.directory} was trained on classes {classes}, this data has {train.classes}"
             )
+        saved_train = TrainConfig.from_dict(saved["train_config"])
+        if saved_train != train_config:
+            epochs = train_config.epochs or saved_train.epochs
+            train_config = dataclasses.replace(saved_train, epochs=epochs)
+            tqdm.write("Resuming with the saved training settings (only --epochs may change).")
     else:
-        if not resume and store.latest_step() is not None:
-            raise CheckpointError(
-                f"{output_dir} already holds a training run (checkpoint step "
-                f"{store.latest_step()}); pass --resume to continue it or choose another "
-                "--output-dir"
-            )
-        vocabulary = Vocabulary.build(train.texts, max_words=train_config.max_words)
+        max_words = train_config.max_words or MAX_VOCABULARY + 2
+        train_config = dataclasses.replace(train_config, max_words=max_words)
+        vocabulary = Vocabulary.build(train.texts, max_words=max_words)
         classes = train.classes
-        config = _model_config(model_options, len(vocabulary), len(classes))
 
     started = time.perf_counter()
     train_ids = vocabulary.encode_batch(train.texts)
@@ -132,6 +135,30 @@ def train_text_classifier(
         f"Encoded {len(train_ids) + len(valid_ids)} texts in {encode_seconds:.1f} s "
         f"(vocabulary {len(vocabulary)} words, classes {classes})."
     )
+    profile = DataProfile.of(train_ids, train.labels, len(classes))
+    train_config, chosen = resolve_train_config(train_config, profile)
+    config, chosen_model = resolve_model_config(
+        model_options,
+        profile,
+        vocab_size=len(vocabulary),
+        num_classes=len(classes),
+        max_len=train_config.max_len,
+        base=base_model,
+    )
+    if saved is not None:
+        saved_config = ClassifierConfig.from_dict(saved["model_config"])
+        if config != saved_config:
+            diff = {
+                k: (getattr(saved_config, k), getattr(config, k))
+                for k in config.to_dict()
+                if getattr(saved_config, k) != getattr(config, k)
+            }
+            raise CheckpointError(
+                f"{store.directory} belongs to a different model configuration "
+                f"(saved vs now: {diff}); use another --output-dir or the same options"
+            )
+    elif chosen or chosen_model:
+        tqdm.write(f"Settings from the data: {describe({**chosen, **chosen_model})}.")
     meta = {
         "model_config": config.to_dict(),
         "vocabulary": vocabulary.to_dict(),
@@ -154,8 +181,3 @@ def train_text_classifier(
         output_dir, config, vocabulary, classes, result, encode_seconds, len(train), len(valid)
     )
 
-
-def _model_config(options: dict[str, Any] | None, vocab_size: int, num_classes: int):
-    return ClassifierConfig(
-        **{**(options or {}), "vocab_size": vocab_size, "num_classes": num_classes}
-    )

@@ -113,15 +113,33 @@ class Conv1D(nn.Module):
 
 
 class MaxPooling1D(nn.Module):
-    """Keras-style ``MaxPooling1D``: ``(x, lengths) -> (y, out_lengths)``; strides default to K."""
+    """Keras-style ``MaxPooling1D``: ``(x, lengths) -> (y, out_lengths)``; strides default to K.
+
+    ``ceil_mode=True`` (PyTorch's name; windows that do not overlap only) keeps the last, partial
+    window of each text: a text of L steps gives ``ceil(L / K)`` outputs instead of
+    ``floor(L / K)``, so no step is dropped and a text shorter than the pool still gives one.
+    """
 
     pool_size: int = 2
     strides: int | None = None
     padding: str = "valid"
+    ceil_mode: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
         stride = self.pool_size if self.strides is None else self.strides
+        if self.ceil_mode:
+            if stride != self.pool_size or self.padding.lower() != "valid":
+                raise ValueError("ceil_mode needs padding='valid' and strides equal to pool_size")
+            # Steps past each text are -inf (they never win a max); the time axis is padded to
+            # whole windows, so the partial window at the end of a text is a window like any.
+            size = self.pool_size
+            x = ops.mask_padding(x, lengths, -jnp.inf)
+            x = jnp.pad(
+                x, ((0, 0), (0, -x.shape[1] % size), (0, 0)), constant_values=-jnp.inf
+            )
+            out_lengths = (lengths + size - 1) // size
+            return ops.mask_padding(ops.max_pool1d(x, size), out_lengths), out_lengths
         x = _pad_time_to(x, self.pool_size)
         y = ops.max_pool1d(x, self.pool_size, stride, self.padding, lengths=lengths)
         out_lengths = ops.output_lengths(
@@ -203,12 +221,57 @@ class NGramBag(nn.Module):
     dim: int
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, lengths: jax.Array) -> jax.Array:
+    def __call__(
+        self, tokens: jax.Array, lengths: jax.Array, token_weights: jax.Array | None = None
+    ) -> jax.Array:
         words = self.param("words", keras_embedding_init, (self.vocab_size, self.dim))
         bigrams = self.param("bigrams", keras_embedding_init, (self.buckets, self.dim))
-        return ops.ngram_bag(
-            words[tokens], bigrams[ops.hashed_bigrams(tokens, self.buckets)], lengths
-        )
+        word_vectors = words[tokens]
+        bigram_vectors = bigrams[ops.hashed_bigrams(tokens, self.buckets)]
+        if token_weights is not None:  # a bigram fades in with both of its words
+            pair = ops.ngram_token_weights(token_weights, 2)
+            word_vectors = word_vectors * pair[..., 0:1]
+            bigram_vectors = bigram_vectors * pair[..., 1:2]
+        return ops.ngram_bag(word_vectors, bigram_vectors, lengths)
+
+
+class NaiveBayesBag(nn.Module):
+    """NBSVM as a layer: ``(tokens, lengths) -> (B, num_classes)`` logits of a linear model over
+    the distinct hashed n-grams of each text, each scaled by its NB log-count ratio
+    (``seqclf.ops.naive_bayes``).
+
+    ``logits[c] = bias[c] + sum over distinct n-grams g of ratios[g, c] * (1 + corrections[g, c])``.
+    ``ratios`` is not trained: ``seqclf.train.fit`` counts it from the training split before the
+    first step (it is zero, and the head says nothing, until then). The trained
+    ``corrections`` start at 0, i.e. at the naive-Bayes classifier itself, and move from it only
+    as far as the loss asks (Wang & Manning interpolate between the two in the same spirit).
+
+    Attributes:
+      buckets: n-gram hash buckets.
+      num_classes: C.
+      max_n: longest n-gram (3: words, bigrams and trigrams).
+    """
+
+    buckets: int
+    num_classes: int
+    max_n: int = 3
+
+    @nn.compact
+    def __call__(
+        self, tokens: jax.Array, lengths: jax.Array, token_weights: jax.Array | None = None
+    ) -> jax.Array:
+        shape = (self.buckets, self.num_classes)
+        ratios = self.param("ratios", nn.initializers.zeros, shape, jnp.float32)
+        corrections = self.param("corrections", nn.initializers.zeros, shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.num_classes,), jnp.float32)
+        ids, first, where = ops.distinct_ngrams(tokens, lengths, self.max_n, self.buckets)
+        present = first.astype(jnp.float32)
+        if token_weights is not None:
+            grid = ops.ngram_token_weights(token_weights.astype(jnp.float32), self.max_n)
+            present = present * jnp.take_along_axis(grid.reshape(present.shape), where, axis=1)
+        ids = jnp.minimum(ids, self.buckets - 1)  # absent entries (masked) read any bucket
+        evidence = ratios[ids] * (1.0 + corrections[ids])  # (B, T * max_n, C)
+        return bias + jnp.einsum("bk,bkc->bc", present, evidence)
 
 
 def keras_embedding_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32):

@@ -1,8 +1,16 @@
-"""The classifier: Embedding → Dropout → [Conv1D → MaxPooling1D]* → RNN/LSTM/GRU → Dense.
+"""The classifier: Embedding → Dropout → [Conv1D → MaxPooling1D]* → RNN/LSTM/GRU → Dense,
+with an NBSVM head (and optionally a fastText head) beside it.
 
-``build_classifier()`` with no arguments is the classic Keras IMDB CNN-LSTM (Embedding 128,
-Dropout 0.25, Conv1D 64×5 relu, MaxPooling1D 4, LSTM 70, Dense); every part is a field of
-``ClassifierConfig``.
+``build_classifier()`` with no arguments is seqclf's default: the course's CNN-LSTM (Embedding
+128, Conv1D 64×5 relu, MaxPooling1D 4, a bidirectional LSTM 64 max-pooled over time) plus an
+NBSVM head over hashed 1–3-grams, the two stacked on validation (``seqclf.head_weights``). The
+classic Keras model from the course is ``build_classifier(seqclf.presets.CLASSIC)``. Every part
+is a field of ``ClassifierConfig``; ``seqclf.recipe`` fits the data-dependent ones (pool size,
+n-gram buckets) to a training set.
+
+No input vanishes: with the default 'same' convolution and ceil-mode pooling every text of at
+least one token reaches the recurrent layer with at least one step, and with 'valid' layers the
+model pads a text shorter than a window up to it (``SequenceClassifier``).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from seqclf.layers import (
     Conv1D,
     Dropout,
     MaxPooling1D,
+    NaiveBayesBag,
     NGramBag,
     Recurrent,
     activation_fn,
@@ -26,18 +35,22 @@ from seqclf.layers import (
 )
 from seqclf.lazy_embedding import EMBEDDED, EMBEDDING
 
-# Top-level parameter names of the fastText head: its bag and its output layer
-# (TrainConfig.ngram_learning_rate applies to them).
-NGRAM_BAG, NGRAM_OUTPUT = NGRAM_PARAMS = ("ngram_bag", "ngram_output")
+# Top-level parameter names of the fastText head (its bag and its output layer) and of the NBSVM
+# head (TrainConfig.ngram_learning_rate applies to them all).
+NGRAM_BAG, NGRAM_OUTPUT = ("ngram_bag", "ngram_output")
+NB_HEAD = "nb_head"
+NGRAM_PARAMS = (NGRAM_BAG, NGRAM_OUTPUT, NB_HEAD)
+# The NBSVM head's parameter counted from the training data (seqclf.train.fit), never trained.
+NB_RATIOS = "ratios"
 # Parameter (K,) of a several-head model: each head's weight in the prediction. Not trained by
 # gradient (the optimizer leaves it as it is); fitted on the validation split after every epoch
 # (seqclf.head_weights), and saved with the other parameters.
 HEAD_WEIGHTS = "head_weights"
 REDUCTIONS = ("last", "max", "mean")
 # Collection where a model with several output heads sows each head's logits (B, C), under the
-# names HEADS, in the order of the HEAD_WEIGHTS parameter.
+# names of ``head_names(config)``, in the order of the HEAD_WEIGHTS parameter.
 HEAD_LOGITS = "head_logits"
-HEADS = ("recurrent_head", "ngram_head")
+HEADS = ("recurrent_head", "nbsvm_head", "ngram_head")  # every head, in that order
 # embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
 DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -57,9 +70,11 @@ class ClassifierConfig:
         the whole text, Keras' SpatialDropout1D).
       conv_filters: filters of each Conv1D block; empty for no convolution.
       conv_kernel_size: kernel size of every conv block.
-      conv_padding: "valid" or "same".
+      conv_padding: "same" (every step gives an output) or "valid" (Keras' default).
       conv_activation: Keras activation name.
       pool_size: MaxPooling1D size after each conv block (1 for none).
+      pool_ceil: keep the last, partial pooling window of each text (PyTorch's ``ceil_mode``),
+        so that no step is dropped and a text shorter than the pool still gives one step.
       rnn: "rnn", "lstm" or "gru".
       hidden_size: recurrent hidden size H.
       num_layers: stacked recurrent layers.
@@ -73,6 +88,11 @@ class ClassifierConfig:
         a linear layer over the mean of the word and hashed-bigram embeddings of the whole text
         (``seqclf.ops.ngrams``), with this many bigram hash buckets.
       ngram_dim: embedding size of that bag.
+      nb_buckets: 0 for none; else an NBSVM head (``seqclf.layers.NaiveBayesBag``: a linear
+        model over the distinct hashed 1..nb_ngrams-grams of each text, scaled by their
+        naive-Bayes log-count ratios, which ``seqclf.train.fit`` counts from the training
+        split) is stacked with the others, with this many hash buckets.
+      nb_ngrams: longest n-gram of the NBSVM head.
       unroll: ``lax.scan`` unroll of the recurrent layers.
       fused: train the recurrent layers with the hand-written cuDNN-style backward pass of
         ``seqclf.ops.fused`` (float32; same results within rounding, faster). False uses plain
@@ -87,21 +107,24 @@ class ClassifierConfig:
     vocab_size: int = 20000
     num_classes: int = 2
     embed_dim: int = 128
-    embed_dropout: float = 0.25
+    embed_dropout: float = 0.4
     embed_dropout_mode: str = "element"
     conv_filters: tuple[int, ...] = (64,)
     conv_kernel_size: int = 5
-    conv_padding: str = "valid"
+    conv_padding: str = "same"
     conv_activation: str = "relu"
     pool_size: int = 4
+    pool_ceil: bool = True
     rnn: str = "lstm"
-    hidden_size: int = 70
+    hidden_size: int = 64
     num_layers: int = 1
-    bidirectional: bool = False
-    reduce: str = "last"
-    dropout: float = 0.0
+    bidirectional: bool = True
+    reduce: str = "max"
+    dropout: float = 0.3
     ngram_buckets: int = 0
     ngram_dim: int = 32
+    nb_buckets: int = 2**20
+    nb_ngrams: int = 3
     unroll: int = 1
     fused: bool = True
     dtype: str = "float32"
@@ -123,11 +146,13 @@ class ClassifierConfig:
             "pool_size",
             "unroll",
             "ngram_dim",
+            "nb_ngrams",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.ngram_buckets < 0:
-            problems.append(f"ngram_buckets must be >= 0 (0 for none), got {self.ngram_buckets}")
+        for name in ("ngram_buckets", "nb_buckets"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0 (0 for none), got {getattr(self, name)}")
         if any(f < 1 for f in self.conv_filters):
             problems.append(f"conv_filters must be positive, got {self.conv_filters}")
         if self.rnn not in ops.RECURRENCES:
@@ -161,12 +186,30 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
-        """Inverse of ``to_dict``; unknown keys are an error (a config from elsewhere)."""
+        """Inverse of ``to_dict``; unknown keys are an error (a config from elsewhere).
+
+        A field that a saved config predates takes the value that reproduces the model it was
+        saved from (``_BEFORE_FIELD``), not today's default.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown classifier config keys: {unknown}")
-        return cls(**d)
+        return cls(**{**_BEFORE_FIELD, **d})
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The names of this model's output heads (``HEADS`` order)."""
+        present = {
+            "recurrent_head": True,
+            "nbsvm_head": self.nb_buckets > 0,
+            "ngram_head": self.ngram_buckets > 0,
+        }
+        return tuple(name for name in HEADS if present[name])
+
+
+# What a config saved before a field existed meant (see ClassifierConfig.from_dict).
+_BEFORE_FIELD = {"pool_ceil": False, "nb_buckets": 0}
 
 
 def _masked_reduce(ys: jax.Array, lengths: jax.Array, how: str) -> jax.Array:
@@ -186,21 +229,36 @@ def _masked_reduce(ys: jax.Array, lengths: jax.Array, how: str) -> jax.Array:
 class SequenceClassifier(nn.Module):
     """Token ids and lengths → class logits. See ``ClassifierConfig`` for every option.
 
-    ``__call__(tokens, lengths, train=False)``: tokens (B, T) int ids padded at the end,
-    lengths (B,) valid lengths; returns logits (B, num_classes) in float32. With ``train=True``
-    dropout is active and needs ``rngs={"dropout": key}``.
+    ``__call__(tokens, lengths, train=False, token_weights=None)``: tokens (B, T) int ids padded
+    at the end, lengths (B,) valid lengths; returns logits (B, num_classes) in float32 (with
+    several heads: their stacked log-probabilities, see ``ClassifierConfig.nb_buckets``). With
+    ``train=True`` dropout is active and needs ``rngs={"dropout": key}``. ``token_weights``
+    (B, T) float, optional, multiplies everything the model looks up for each token, in every
+    head (1 = as is, 0 = as if the token's vectors were zero): integrated gradients scale it
+    from 0 to 1 (``seqclf.explain``).
     """
 
     config: ClassifierConfig
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, lengths: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(
+        self,
+        tokens: jax.Array,
+        lengths: jax.Array,
+        train: bool = False,
+        token_weights: jax.Array | None = None,
+    ) -> jax.Array:
         cfg = self.config
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be (batch, time) ids, got shape {tokens.shape}")
         if lengths.shape != tokens.shape[:1]:
             raise ValueError(
                 f"lengths must have shape (batch,) = ({tokens.shape[0]},), got {lengths.shape}"
+            )
+        if token_weights is not None and token_weights.shape != tokens.shape:
+            raise ValueError(
+                f"token_weights must have the shape of tokens {tokens.shape}, "
+                f"got {token_weights.shape}"
             )
         dtype = DTYPES[cfg.dtype]
         lengths = jnp.minimum(lengths.astype(jnp.int32), tokens.shape[1])
@@ -216,13 +274,20 @@ class SequenceClassifier(nn.Module):
         # so that init's variables hold no perturbation of the example batch's shape.
         if not self.is_initializing():
             x = self.perturb(EMBEDDED, x)
+        if token_weights is not None:
+            x = x * token_weights[..., None].astype(x.dtype)
         x = x.astype(dtype)
         x = Dropout(
             cfg.embed_dropout,
             broadcast_dims=DROPOUT_MODES[cfg.embed_dropout_mode],
             name="embed_dropout",
         )(x, train)
+        valid_conv = cfg.conv_padding.lower() == "valid"
         for k, filters in enumerate(cfg.conv_filters):
+            if valid_conv:
+                # A text shorter than the kernel would have no output step at all: pad it (with
+                # the padding id's vectors) up to one window, so it still reaches the classifier.
+                lengths = jnp.where(lengths > 0, jnp.maximum(lengths, cfg.conv_kernel_size), 0)
             x, lengths = Conv1D(
                 filters,
                 cfg.conv_kernel_size,
@@ -232,7 +297,11 @@ class SequenceClassifier(nn.Module):
                 name=f"conv{k}",
             )(x, lengths)
             if cfg.pool_size > 1:
-                x, lengths = MaxPooling1D(cfg.pool_size, name=f"pool{k}")(x, lengths)
+                if not cfg.pool_ceil:  # the same for a text shorter than the pool
+                    lengths = jnp.where(lengths > 0, jnp.maximum(lengths, cfg.pool_size), 0)
+                x, lengths = MaxPooling1D(cfg.pool_size, ceil_mode=cfg.pool_ceil, name=f"pool{k}")(
+                    x, lengths
+                )
         ys, h_n = Recurrent(
             cfg.rnn,
             cfg.hidden_size,
@@ -246,20 +315,30 @@ class SequenceClassifier(nn.Module):
         features = h_n if cfg.reduce == "last" else _masked_reduce(ys, lengths, cfg.reduce)
         features = Dropout(cfg.dropout, name="dropout")(features, train)
         logits = nn.Dense(cfg.num_classes, name="output")(features.astype(jnp.float32))
-        if not cfg.ngram_buckets:
+        if len(cfg.heads) == 1:
             return logits
-        # The bag is a second classifier with its own output layer. Each head is trained by its
-        # own loss (train_step reads the sown HEAD_LOGITS), so neither leans on the other: the
-        # recurrent head fits the training set within an epoch or two, and a shared output layer
-        # would then leave the bag nothing to learn. Prediction sums the two heads'
-        # log-probabilities, each times a weight fitted on validation: an ensemble of two
-        # different models, calibrated.
-        bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name=NGRAM_BAG)
-        bag_logits = nn.Dense(cfg.num_classes, name=NGRAM_OUTPUT)(bag(tokens, token_lengths))
-        for name, head_logits in zip(HEADS, (logits, bag_logits), strict=True):
-            self.sow(HEAD_LOGITS, name, head_logits)
-        weights = self.param(HEAD_WEIGHTS, nn.initializers.ones, (len(HEADS),), jnp.float32)
-        return weights[0] * jax.nn.log_softmax(logits) + weights[1] * jax.nn.log_softmax(bag_logits)
+        # The n-gram heads are classifiers of their own. Each head is trained by its own loss
+        # (train_step reads the sown HEAD_LOGITS), so neither leans on the other: the recurrent
+        # head fits the training set within an epoch or two, and a shared output layer would
+        # then leave the others nothing to learn. Prediction sums the heads' log-probabilities,
+        # each times a weight fitted on validation: an ensemble of different models, calibrated.
+        head_logits = {"recurrent_head": logits}
+        if cfg.nb_buckets:
+            head_logits["nbsvm_head"] = NaiveBayesBag(
+                cfg.nb_buckets, cfg.num_classes, cfg.nb_ngrams, name=NB_HEAD
+            )(tokens, token_lengths, token_weights)
+        if cfg.ngram_buckets:
+            bag = NGramBag(cfg.vocab_size, cfg.ngram_buckets, cfg.ngram_dim, name=NGRAM_BAG)
+            head_logits["ngram_head"] = nn.Dense(cfg.num_classes, name=NGRAM_OUTPUT)(
+                bag(tokens, token_lengths, token_weights)
+            )
+        for name in cfg.heads:
+            self.sow(HEAD_LOGITS, name, head_logits[name])
+        weights = self.param(HEAD_WEIGHTS, nn.initializers.ones, (len(cfg.heads),), jnp.float32)
+        return sum(
+            w * jax.nn.log_softmax(head_logits[name])
+            for w, name in zip(weights, cfg.heads, strict=True)
+        )
 
 
 def build_classifier(config: ClassifierConfig | None = None, **options: Any) -> SequenceClassifier:

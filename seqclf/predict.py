@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +21,11 @@ from seqclf.checkpoint import CheckpointError, CheckpointStore, tree_difference
 from seqclf.data.batching import batches, pad_batch
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
-from seqclf.metrics import classification_metrics
+from seqclf.metrics import classification_metrics, mean_cross_entropy
 from seqclf.model import ClassifierConfig, build_classifier
+
+if TYPE_CHECKING:
+    from seqclf.explain import Explanation
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
 _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
@@ -75,6 +78,9 @@ class Predictor:
             return jax.nn.softmax(model.apply({"params": params}, tokens, lengths), axis=-1)
 
         self._forward = forward
+        from seqclf.explain import integrated_gradients_fn
+
+        self._integrated_gradients = integrated_gradients_fn(model)  # compiled on first use
 
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None
@@ -145,12 +151,64 @@ class Predictor:
         probs = self.predict_proba(texts, batch_size)
         return [self.classes[i] for i in probs.argmax(axis=1)]
 
-    def evaluate(self, dataset: TextDataset, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self,
+        dataset: TextDataset,
+        batch_size: int | None = None,
+        report_dir: str | Path | None = None,
+    ) -> dict[str, float]:
         """Loss, accuracy (and macro-F1 for > 2 classes) on labelled data.
 
         The dataset's class names are matched to the model's by name; a label the model never saw
         raises ``ValueError`` naming it.
+
+        Args:
+          dataset: labelled texts.
+          batch_size: texts per forward pass (default: the predictor's).
+          report_dir: also write the evaluation report there (per-class table, confusion matrix,
+            calibration curve, most confident mistakes: see ``seqclf.report``), from the same
+            single pass over the data.
         """
+        if report_dir is not None:
+            from seqclf.report import evaluation_report
+
+            return evaluation_report(self, dataset, report_dir, batch_size=batch_size).metrics
+        labels, probs = self.labelled_probabilities(dataset, batch_size)
+        return classification_metrics(labels, probs, mean_cross_entropy(labels, probs))
+
+    def explain(
+        self, texts: str | list[str], steps: int = 32, target: str | None = None
+    ) -> list[Explanation]:
+        """Per-token attributions by integrated gradients, through every head of the model.
+
+        Args:
+          texts: one text or a list of them.
+          steps: points of the integral over [0, 1] (trapezoid rule, >= 2); more is slower and
+            more exact (see ``Explanation.completeness_error``).
+          target: the class to explain; default the predicted class of each text.
+
+        Returns:
+          One ``seqclf.explain.Explanation`` per text; see ``seqclf.explain`` for what is
+          integrated, and against which output.
+        """
+        from seqclf.explain import explain_texts
+
+        if isinstance(texts, (str, bytes)):
+            texts = [texts]
+        return explain_texts(self, list(texts), steps, target)
+
+    def export(self, out_dir: str | Path, platforms: list[str] | None = None) -> Path:
+        """Write this model as a ``jax.export`` artifact that ``seqclf.exported.load`` runs with
+        jax and numpy alone (see ``seqclf.export``); returns ``out_dir``."""
+        from seqclf.export import export_predictor
+
+        return export_predictor(self, out_dir, platforms)
+
+    def labelled_probabilities(
+        self, dataset: TextDataset, batch_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The dataset's labels as the model's class ids, int (N,), and the predicted
+        probabilities, float (N, C); see ``evaluate`` for how labels are matched."""
         if len(dataset) == 0:
             raise ValueError("the evaluation dataset is empty")
         problems = []
@@ -171,10 +229,7 @@ class Predictor:
             [self.classes.index(c) if c in self.classes else -1 for c in dataset.classes]
         )
         labels = remap[dataset.labels]
-        probs = self.predict_proba(dataset.texts, batch_size)
-        picked = probs[np.arange(len(labels)), labels]
-        loss = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
-        return classification_metrics(labels, probs, loss)
+        return labels, self.predict_proba(dataset.texts, batch_size)
 
 
 def _encode(vocabulary: Vocabulary, texts: list[Any], offset: int) -> list[np.ndarray]:

@@ -38,21 +38,37 @@ from seqclf.lazy_embedding import (
     split_embedding,
 )
 from seqclf.metrics import classification_metrics
-from seqclf.model import HEAD_LOGITS, HEAD_WEIGHTS, HEADS, NGRAM_PARAMS, SequenceClassifier
+from seqclf.model import (
+    HEAD_LOGITS,
+    HEAD_WEIGHTS,
+    HEADS,
+    NB_HEAD,
+    NB_RATIOS,
+    NGRAM_PARAMS,
+    SequenceClassifier,
+)
+from seqclf.recipe import DataProfile, class_weights, describe, resolve_train_config
+
+CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How to train (saved with every checkpoint).
 
+    The four fields that depend most on the data default to None, "from the data": ``fit`` and
+    ``train_text_classifier`` resolve them from the training split by the rules of
+    ``seqclf.recipe`` (and print what they chose); the resolved values are what is saved.
+
     Attributes:
-      epochs: passes over the training data.
-      batch_size: examples per step.
+      epochs: the most passes over the training data (early stopping and ``time_budget`` may end
+        training sooner); None: from the data.
+      batch_size: examples per step; None: from the data.
       learning_rate: peak learning rate of the warm-up + cosine-decay schedule.
-      ngram_learning_rate: peak learning rate of the fastText head's parameters (the model's
-        ``NGRAM_PARAMS``), on the same schedule; 0 uses ``learning_rate``. A bag of hashed
-        n-grams sees each bucket in few batches and learns best with a larger rate than the
-        recurrent part (fastText itself trains at 0.05-0.5).
+      ngram_learning_rate: peak learning rate of the n-gram heads' parameters (NBSVM and
+        fastText, the model's ``NGRAM_PARAMS``), on the same schedule; 0 uses
+        ``learning_rate``. A bag of hashed n-grams sees each bucket in few batches and learns
+        best with a larger rate than the recurrent part (fastText itself trains at 0.05-0.5).
       warmup_fraction: share of all steps spent warming up linearly from 0.
       end_lr_fraction: the learning rate at the last step, as a share of the peak.
       weight_decay: AdamW's decoupled weight decay (0 is Adam).
@@ -61,29 +77,38 @@ class TrainConfig:
         ``seqclf.lazy_embedding``): far less work per step with a large vocabulary; the rows of
         absent words keep their moments instead of decaying them.
       patience: stop after this many epochs without a better validation accuracy (0: never).
-      max_len: longer texts are truncated to this many tokens.
+      time_budget: seconds of training after which the run stops at the end of the current step,
+        validates and saves as after any epoch (0: no limit); an epoch that would not end
+        within the budget is not started.
+      class_weighting: how much each class weighs in the loss: "sqrt" (rare classes weigh
+        more, by the square root of their rarity), "balanced" (each class as much) or "none"
+        (``seqclf.recipe.class_weights``).
+      max_len: longer texts are truncated to this many tokens; None: from the data.
       truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
       num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding).
-      max_words: vocabulary size, padding and out-of-vocabulary ids included.
+      max_words: vocabulary size, padding and out-of-vocabulary ids included; None: every
+        word of the training split up to ``seqclf.recipe.MAX_VOCABULARY``.
       seed: seeds initialisation, shuffling and dropout.
       save_every: also checkpoint every this many steps within an epoch (0: only per epoch).
       log_every: steps between progress-bar updates (each one waits for the device).
     """
 
-    epochs: int = 3
-    batch_size: int = 32
+    epochs: int | None = None
+    batch_size: int | None = None
     learning_rate: float = 2e-3
-    ngram_learning_rate: float = 0.0
+    ngram_learning_rate: float = 1e-2
     warmup_fraction: float = 0.05
     end_lr_fraction: float = 0.05
     weight_decay: float = 0.0
     clip_norm: float = 1.0
     lazy_embedding: bool = False
     patience: int = 2
-    max_len: int = 400
+    time_budget: float = 3600.0
+    class_weighting: str = "sqrt"
+    max_len: int | None = None
     truncating: str = "pre"
     num_buckets: int = 4
-    max_words: int = 20000
+    max_words: int | None = None
     seed: int = 0
     save_every: int = 0
     log_every: int = 20
@@ -91,10 +116,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         problems = []
         for name in ("epochs", "batch_size", "max_len", "num_buckets", "log_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_words < 3:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be >= 1, got {value}")
+        if self.max_words is not None and self.max_words < 3:
             problems.append(f"max_words must be >= 3, got {self.max_words}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            problems.append(
+                f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}"
+            )
+        if not self.time_budget >= 0:
+            problems.append(f"time_budget must be >= 0 seconds, got {self.time_budget}")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.truncating not in ("pre", "post"):
@@ -108,7 +140,17 @@ class TrainConfig:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
 
     @property
+    def resolved(self) -> bool:
+        """True when no field is left to the data (see ``seqclf.recipe``)."""
+        return None not in (self.epochs, self.batch_size, self.max_len, self.max_words)
+
+    @property
     def buckets(self) -> list[int]:
+        if self.max_len is None:
+            raise ValueError(
+                "max_len is None (from the data): resolve the config first "
+                "(seqclf.recipe.resolve_train_config), or give max_len"
+            )
         return bucket_boundaries(self.max_len, self.num_buckets)
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,11 +220,14 @@ def make_optimizer(
 
 
 def _param_labels(params: Any) -> Any:
-    """Each leaf's optimizer: "ngram" (fastText head), "fitted" (head weights) or "rest"."""
+    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (head weights and NB ratios,
+    set from data, never by gradient) or "rest"."""
 
     def label(path: Any, _: Any) -> str:
         name = path[0].key
-        return "ngram" if name in NGRAM_PARAMS else "fitted" if name == HEAD_WEIGHTS else "rest"
+        if name == HEAD_WEIGHTS or (name == NB_HEAD and path[-1].key == NB_RATIOS):
+            return "fitted"
+        return "ngram" if name in NGRAM_PARAMS else "rest"
 
     return jax.tree_util.tree_map_with_path(label, params)
 
@@ -282,7 +327,8 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
     else:
         new_state, loss, logits = _lazy_embedding_step(state, batch, loss_fn)
     hits = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
-    accuracy = jnp.sum(hits * batch["weights"]) / jnp.maximum(jnp.sum(batch["weights"]), 1.0)
+    real = (batch["weights"] > 0).astype(jnp.float32)  # weights may also weigh the classes
+    accuracy = jnp.sum(hits * real) / jnp.maximum(jnp.sum(real), 1.0)
     return new_state, jnp.stack([loss, accuracy])
 
 
@@ -340,11 +386,12 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
 
 @jax.jit
 def head_log_probs_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
-    """Each head's log-probabilities (B, K, C) of one batch (K = len(HEADS)), dropout off."""
+    """Each head's log-probabilities (B, K, C) of one batch (K heads, in ``HEADS`` order, the
+    order of the model's ``HEAD_WEIGHTS``), dropout off."""
     _, sown = state.apply_fn(
         {"params": state.params}, batch["tokens"], batch["lengths"], mutable=[HEAD_LOGITS]
     )
-    heads = [sown[HEAD_LOGITS][name][0] for name in HEADS]
+    heads = [sown[HEAD_LOGITS][name][0] for name in HEADS if name in sown[HEAD_LOGITS]]
     return jax.nn.log_softmax(jnp.stack(heads, axis=1), axis=-1)
 
 
@@ -412,7 +459,15 @@ def _metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """``classification_metrics`` with the mean cross-entropy of (N, C) probabilities."""
     picked = probs[np.arange(len(labels)), labels]
     loss = float(-np.mean(np.log(np.maximum(picked, 1e-12)))) if len(labels) else 0.0
-    return classification_metrics(labels, probs, loss)
+    out = classification_metrics(labels, probs, loss)
+    # Recall of each class (None for a class absent here): a model that never predicts a rare
+    # class shows it at once, whatever its accuracy.
+    predicted = probs.argmax(axis=1) if len(labels) else np.zeros(0, np.int64)
+    out["recall"] = [
+        float(np.mean(predicted[labels == c] == c)) if np.any(labels == c) else None
+        for c in range(probs.shape[1])
+    ]
+    return out
 
 
 def fit_head_weights_and_evaluate(
@@ -521,6 +576,8 @@ def train_epoch(
     running = [0.0, 0.0, 0] if running is None else running
     done = skip_batches
     step_fn = train_step if state.lazy_adam is None else train_step_in_place
+    num_classes = int(np.max(labels, initial=0)) + 1
+    weigh = class_weights(np.bincount(labels, minlength=num_classes), config.class_weighting)
 
     def drain() -> None:
         if not pending:
@@ -544,6 +601,7 @@ def train_epoch(
         if i < skip_batches:
             continue
         padded, _ = pad_batch(batch, config.batch_size)
+        padded["weights"] = padded["weights"] * weigh[padded["labels"]]
         state, values = step_fn(state, parallel.shard({k: padded[k] for k in TRAIN_KEYS}))
         pending.append((step, values))
         step += 1
@@ -565,13 +623,93 @@ def train_epoch(
     return state, metrics, done
 
 
+FINISHED = ("completed", "early_stopping", "time_budget")  # how a run can end without a signal
+
+
+def _rounded(value: Any) -> Any:
+    """A metric for the log: floats to 6 digits, lists element by element (None kept)."""
+    if isinstance(value, list):
+        return [None if v is None else round(float(v), 6) for v in value]
+    return round(float(value), 6)
+
+
+def _warn_unpredicted_classes(recall: list[float | None] | None) -> None:
+    """Say so when the model never gets a class right on validation (e.g. heavy imbalance)."""
+    missed = [c for c, r in enumerate(recall or []) if r is not None and r == 0.0]
+    if missed:
+        tqdm.write(
+            f"Warning: on the validation split the model recalls none of class(es) {missed} "
+            "(recall 0). The classes may be too imbalanced or too few: try "
+            "--class-weighting balanced, more examples of those classes, or more epochs."
+        )
+
+
+class _TimeBudget:
+    """``TrainConfig.time_budget``: stops an epoch that runs past it, and does not start one that
+    would (judged by the epochs so far)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started = time.perf_counter()
+        self.epoch_seconds = 0.0
+        self.cut_short = False
+
+    @property
+    def spent(self) -> bool:
+        return bool(self.seconds) and (
+            self.cut_short or time.perf_counter() - self.started >= self.seconds
+        )
+
+    def next_epoch_would_overrun(self) -> bool:
+        if not self.seconds or not self.epoch_seconds:
+            return False
+        return time.perf_counter() - self.started + self.epoch_seconds > self.seconds
+
+    def epoch_done(self, seconds: float, cut_short: bool) -> None:
+        self.epoch_seconds = max(self.epoch_seconds, seconds)
+        self.cut_short = self.cut_short or cut_short
+
+    def or_signal(self, stop: Any) -> Any:
+        """A flag for ``train_epoch``: true when a signal came or the budget is spent."""
+        budget = self
+
+        class _Either:
+            signal = None
+
+            def __bool__(self) -> bool:
+                return bool(stop) or budget.spent
+
+        return _Either()
+
+
+def _with_naive_bayes_ratios(
+    model: Any,
+    state: TrainState,
+    token_ids: Sequence[np.ndarray],
+    labels: np.ndarray,
+    config: TrainConfig,
+) -> TrainState:
+    """The state with the NBSVM head's log-count ratios counted from the training data (a model
+    without that head: the state as it is)."""
+    if NB_HEAD not in state.params:
+        return state
+    from seqclf.naive_bayes import naive_bayes_ratios
+
+    cfg = model.config
+    ratios = naive_bayes_ratios(
+        token_ids, labels, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
+    )
+    head = {**state.params[NB_HEAD], NB_RATIOS: DataParallel.of(state).replicate(ratios)}
+    return state.replace(params={**state.params, NB_HEAD: head})
+
+
 @dataclasses.dataclass
 class FitResult:
     """What ``fit`` leaves: the final state, the per-epoch history and how it ended."""
 
     state: TrainState
     history: list[dict[str, Any]]
-    stopped_by: str  # "completed", "early_stopping" or the signal's name
+    stopped_by: str  # "completed", "early_stopping", "time_budget" or the signal's name
     best_step: int | None
 
 
@@ -623,6 +761,14 @@ def fit(
         raise ValueError("the training set is empty")
     if len(valid_ids) == 0:
         raise ValueError("the validation set is empty")
+    train_labels = np.asarray(train_labels)
+    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    profile = DataProfile.of(
+        train_ids, train_labels, num_classes or int(train_labels.max(initial=0)) + 1
+    )
+    config, chosen = resolve_train_config(config, profile)
+    if chosen and progress and is_primary():
+        tqdm.write(f"Training settings from the data: {describe(chosen)}.")
     if config.batch_size > len(train_ids):
         warnings.warn(
             f"batch_size {config.batch_size} is larger than the training set "
@@ -653,6 +799,8 @@ def fit(
         )
     elif resume:
         tqdm.write("Nothing to resume from: no checkpoint yet, starting from scratch.")
+    if not (resume and store is not None and store.latest_step() is not None):
+        state = _with_naive_bayes_ratios(model, state, train_ids, train_labels, config)
 
     output_dir = Path(output_dir) if output_dir is not None else None
     log_path = output_dir / "metrics.jsonl" if output_dir is not None else None
@@ -694,8 +842,17 @@ def fit(
         return TrainingDiverged(f"{err}; {kept}")
 
     stopped_by = "completed"
+    budget = _TimeBudget(config.time_budget)
     with _stop_on_signals() as stop:
         for epoch in range(progress_state["epoch"], config.epochs):
+            if budget.next_epoch_would_overrun():
+                stopped_by = "time_budget"
+                tqdm.write(
+                    f"Time budget: {config.time_budget:.0f} s would be over before epoch "
+                    f"{epoch + 1} ends (an epoch takes ~{budget.epoch_seconds:.0f} s); "
+                    "stopping here (--time-budget to change it)."
+                )
+                break
             started = time.perf_counter()
             if progress_state["running"] is None or progress_state["batch"] == 0:
                 progress_state["running"] = [0.0, 0.0, 0]
@@ -708,7 +865,7 @@ def fit(
                     epoch,
                     skip_batches=progress_state["batch"],
                     on_step=on_step,
-                    stop=stop,
+                    stop=budget.or_signal(stop),
                     progress=progress,
                     running=progress_state["running"],
                 )
@@ -717,6 +874,7 @@ def fit(
             if stop and done < steps_per_epoch:
                 stopped_by = stop.signal or "interrupted"
                 break
+            budget.epoch_done(time.perf_counter() - started, done < steps_per_epoch)
             if HEAD_WEIGHTS in state.params:
                 state, val = fit_head_weights_and_evaluate(
                     state, valid_ids, valid_labels, config, progress=progress
@@ -729,7 +887,7 @@ def fit(
                 "epoch": epoch + 1,
                 "step": int(state.step),
                 **{k: round(float(v), 6) for k, v in train_metrics.items()},
-                **{f"val_{k}": round(v, 6) for k, v in val.items()},
+                **{f"val_{k}": _rounded(v) for k, v in val.items()},
                 "seconds": round(time.perf_counter() - started, 2),
             }
             if HEAD_WEIGHTS in state.params:
@@ -766,13 +924,22 @@ def fit(
             if stop:
                 stopped_by = stop.signal or "interrupted"
                 break
+            if budget.spent:
+                stopped_by = "time_budget"
+                tqdm.write(
+                    f"Time budget: {config.time_budget:.0f} s of training are over; stopping "
+                    "after this validation (--time-budget to change it)."
+                )
+                break
             if config.patience and progress_state["bad_epochs"] >= config.patience:
                 stopped_by = "early_stopping"
                 tqdm.write(
                     f"Early stopping: no better validation accuracy for {config.patience} epochs."
                 )
                 break
-    if stopped_by not in ("completed", "early_stopping"):
+    if history and progress:
+        _warn_unpredicted_classes(history[-1].get("val_recall"))
+    if stopped_by not in FINISHED:
         last = store.latest_step() if store is not None else None
         where = (
             f"the last checkpoint (step {last}) is intact"
