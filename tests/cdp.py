@@ -14,10 +14,13 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+BASH = shutil.which("bash") or "/bin/bash"  # dash's redirections take single-digit fds only
 
 
 def find_chromium() -> str | None:
@@ -40,39 +43,39 @@ class Chromium:
     def __init__(self, binary: str, profile: Path, size: tuple[int, int] = (900, 760)):
         cmd_r, self._cmd_w = os.pipe()
         self._res_r, res_w = os.pipe()
-
-        def child_fds() -> None:  # in the child: the pipe ends at fds 3 and 4
-            read_end = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 10)
-            write_end = fcntl.fcntl(res_w, fcntl.F_DUPFD, 10)
-            os.dup2(read_end, 3)
-            os.dup2(write_end, 4)
-
+        # The child's ends, moved to fds >= 10 so that the shell's "3<&R 4>&W" cannot overwrite
+        # one with the other; bash puts them at 3 and 4 and execs the browser. (No
+        # preexec_fn: that would make subprocess fork a multithreaded process, JAX's included.)
+        child_r = fcntl.fcntl(cmd_r, fcntl.F_DUPFD, 10)
+        child_w = fcntl.fcntl(res_w, fcntl.F_DUPFD, 10)
+        os.close(cmd_r)
+        os.close(res_w)
+        flags = [
+            "--headless",
+            "--no-sandbox",  # we run as root in a container
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-proxy-server",
+            f"--user-data-dir={profile}",
+            f"--window-size={size[0]},{size[1]}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
         self.proc = subprocess.Popen(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",  # we run as root in a container
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-extensions",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-proxy-server",
-                f"--user-data-dir={profile}",
-                f"--window-size={size[0]},{size[1]}",
-                "--remote-debugging-pipe",
-                "about:blank",
-            ],
+            [BASH, "-c", f'exec "$0" "$@" 3<&{child_r} 4>&{child_w}', binary, *flags],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4),
-            preexec_fn=child_fds,
+            pass_fds=(child_r, child_w),
+            start_new_session=True,  # its own process group: close() can end all of it
         )
-        os.close(cmd_r)
-        os.close(res_w)
+        os.close(child_r)
+        os.close(child_w)
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
@@ -182,7 +185,7 @@ class Chromium:
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group this object started
             self.proc.wait(10)
         os.close(self._cmd_w)
         os.close(self._res_r)

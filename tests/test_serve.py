@@ -7,7 +7,6 @@ Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -32,13 +31,11 @@ from serve_helpers import (
     read_reply,
     status_of,
 )
+from tiny_run import tiny_run
 
 import seqclf
 from seqclf.batcher import MicroBatcher, QueueFull
-from seqclf.serve import ServeSettings, create_app, warm_up
-
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+from seqclf.serve import ServeSettings, create_app
 
 READ_TIMEOUT = 1.0
 
@@ -319,56 +316,48 @@ def test_batcher_close_finishes_queued_requests_and_then_refuses():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    good, bad = ["great", "superb", "moving", "fun"], ["awful", "boring", "waste", "dull"]
-    filler = ["the", "film", "was", "a", "plot", "and", "it"]
-    texts, labels = [], []
-    for i in range(160):
-        words = list(rng.choice(filler, int(rng.integers(1, 20))))
-        words += list(rng.choice(good if i % 2 else bad, 2))
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append(i % 2)
-    out = tmp_path_factory.mktemp("serve_run")
-    seqclf.train_text_classifier(
-        seqclf.TextDataset(texts, np.array(labels), ["neg", "pos"]),
-        out,
-        model_options=dict(
-            embed_dim=8,
-            conv_filters=(4,),
-            conv_kernel_size=3,
-            pool_size=2,
-            hidden_size=8,
-            ngram_buckets=0,
-        ),
-        train_config=seqclf.TrainConfig(
-            epochs=1, batch_size=32, max_len=24, num_buckets=2, max_words=100, patience=0
-        ),
-        progress=False,
-    )
-    return out
+def run_dir(tmp_path_factory) -> Path:
+    return tiny_run(tmp_path_factory)  # tests/tiny_run.py: trained once a session
 
 
-def test_real_model_every_shape_is_compiled_at_start_up(tiny_run):
-    predictor = seqclf.load(tiny_run, batch_size=8)
+def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
+    """After the app's start-up no request compiles anything: neither a prediction nor an
+    explanation, whatever the texts' lengths (jit caches counted before and after)."""
+    predictor = seqclf.load(run_dir, batch_size=8)
     assert len(predictor.buckets) == 2
-    warm_up(predictor, ServeSettings(warm_up_explain=False))
-    compiled = predictor._forward._cache_size()
-    assert compiled == len(predictor.buckets)
-    texts = ["great", "the film was " * 3, "awful " * 40, "", "fun and moving " * 9] * 3
-    with LiveServer(create_app(predictor, ServeSettings(warm_up_explain=False))) as live:
+    texts = ["great", "the film was " * 3, "awful " * 40, "", "fine and loved " * 9] * 3
+    with LiveServer(create_app(predictor, ServeSettings(explain_steps=8))) as live:
+        compiled = predictor._forward._cache_size()
+        explain_compiled = predictor._integrated_gradients._cache_size()
         status, body = predict(live.port, texts)
+        explain_status, explained = predict(live.port, texts[:5], explain=True)
         _, _, model = call(live.port, "GET", "/v1/model")
-    assert status == 200
+        _, _, health = call(live.port, "GET", "/healthz")
+    assert compiled == explain_compiled == len(predictor.buckets)
     assert predictor._forward._cache_size() == compiled  # no request compiled anything
+    assert predictor._integrated_gradients._cache_size() == explain_compiled
+
+    assert status == 200
     expected = predictor.predict_proba(texts)
-    got = np.array(
-        [[p["probabilities"][c] for c in predictor.classes] for p in body["predictions"]]
-    )
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    got = [[p["probabilities"][c] for c in predictor.classes] for p in body["predictions"]]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert [p["label"] for p in body["predictions"]] == predictor.predict(texts)
+    # 15 texts of one request: one predictor call (2 device calls of 8)
+    assert health["texts"] == 15 + 5 and health["calls"] == 2
+
+    assert explain_status == 200, explained
+    reference = predictor.explain(texts[:5], steps=8)
+    for pred, ref in zip(explained["predictions"], reference, strict=True):
+        assert pred["label"] == ref.label
+        assert pred["explanation"]["tokens"] == ref.tokens
+        np.testing.assert_allclose(pred["explanation"]["attributions"], ref.attributions, 1e-5)
+        assert pred["explanation"]["completeness_error"] == pytest.approx(
+            ref.completeness_error, abs=1e-6
+        )
+    assert len(explained["predictions"][2]["explanation"]["tokens"]) == 24  # truncated
+
     assert model["classes"] == ["neg", "pos"] and model["config"]["hidden_size"] == 8
-    assert model["max_len"] == 24 and model["batch_size"] == 8
+    assert model["max_len"] == 24 and model["batch_size"] == 8 and model["explain"] is True
     assert set(model["versions"]) >= {"seqclf", "jax", "python"}
 
 
@@ -397,10 +386,10 @@ def start_cli_server(run: Path, *extra: str) -> tuple[subprocess.Popen, int]:
         time.sleep(0.1)
 
 
-def test_sigterm_finishes_the_request_in_flight_and_exits_0(tiny_run):
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(run_dir):
     import socket
 
-    proc, port = start_cli_server(tiny_run, "--no-warm-up-explain", "--no-access-log")
+    proc, port = start_cli_server(run_dir, "--no-warm-up-explain", "--no-access-log")
     try:
         body = json.dumps({"texts": ["great fun", "boring waste"]}).encode()
         with socket.create_connection((HOST, port), timeout=20) as s:
@@ -423,7 +412,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(tiny_run):
         proc.wait(timeout=10)
 
 
-def test_serve_port_in_use_is_a_one_line_error(tiny_run):
+def test_serve_port_in_use_is_a_one_line_error(run_dir):
     import socket
 
     with socket.socket() as taken:
@@ -431,7 +420,7 @@ def test_serve_port_in_use_is_a_one_line_error(tiny_run):
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "seqclf.cli", "serve", str(tiny_run), "--port", str(port)],
+            [sys.executable, "-m", "seqclf.cli", "serve", str(run_dir), "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=120,
@@ -442,28 +431,7 @@ def test_serve_port_in_use_is_a_one_line_error(tiny_run):
     assert "Traceback" not in proc.stderr
 
 
-class _WithExplanations:
-    """The real predictor plus the fake's explanations (until ``Predictor.explain`` exists)."""
-
-    def __init__(self, predictor):
-        self._predictor = predictor
-
-    def __getattr__(self, name):
-        return getattr(self._predictor, name)
-
-    def explain(self, texts, steps=32):
-        probs = self._predictor.predict_proba(texts)
-        return [
-            dataclasses.replace(
-                e,
-                label=self.classes[int(p.argmax())],
-                probabilities=dict(zip(self.classes, map(float, p), strict=True)),
-            )
-            for e, p in zip(FakePredictor().explain(texts, steps), probs, strict=True)
-        ]
-
-
-def test_the_page_in_a_headless_browser(tiny_run, tmp_path):
+def test_the_page_in_a_headless_browser(run_dir, tmp_path):
     """Type a review into the page at /, click Classify, read the label, the probabilities and
     the coloured words; save a screenshot (``SEQCLF_SCREENSHOT=PATH`` also copies it there)."""
     from cdp import Chromium, find_chromium
@@ -471,9 +439,7 @@ def test_the_page_in_a_headless_browser(tiny_run, tmp_path):
     binary = find_chromium()
     if binary is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
-    predictor = seqclf.load(tiny_run, batch_size=8)
-    if not hasattr(predictor, "explain"):
-        predictor = _WithExplanations(predictor)
+    predictor = seqclf.load(run_dir, batch_size=8)
     review = "A great, moving film: superb fun from start to end."
     expected = predictor.predict_proba([review])[0]
     with LiveServer(create_app(predictor, ServeSettings(warm_up_explain=False))) as live:
