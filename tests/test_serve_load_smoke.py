@@ -22,6 +22,7 @@ TINY = [
     "conv_filters=(4,)",
     "ngram_buckets=64",
     "ngram_dim=8",
+    "nb_buckets=256",
     "max_len=64",
     "num_buckets=2",
     "max_words=500",
