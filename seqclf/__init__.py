@@ -2,7 +2,9 @@
 
 The pure functions live in ``seqclf.ops`` (recurrent cells and drivers, Conv1D, max pooling);
 ``seqclf.interop`` converts PyTorch recurrent weights; ``seqclf.exported`` runs an exported
-model with jax and numpy alone; the rest is listed below.
+model with jax and numpy alone; ``seqclf.serve`` (the ``serve`` extra: FastAPI, uvicorn) serves a
+predictor over HTTP (``create_app``, ``ServeSettings``, ``serve``), left out of the names below so
+that ``from seqclf import *`` never needs the extra; the rest is listed below.
 
 Every public name is imported on first use (PEP 562 module ``__getattr__``), so that
 ``import seqclf.exported`` or ``import seqclf.data`` does not pull in Flax and the model code;
@@ -19,6 +21,7 @@ from typing import Any
 _EXPORTS = {
     "CheckpointError": "seqclf.checkpoint",
     "CheckpointStore": "seqclf.checkpoint",
+    "MicroBatcher": "seqclf.batcher",
     "keep_freed_memory": "seqclf.cpu_allocator",
     "LabelWarning": "seqclf.data",
     "TextDataset": "seqclf.data",
