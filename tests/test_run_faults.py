@@ -42,9 +42,12 @@ FILLER = "the a film plot scene it was and of story".split()
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
+    return write_reviews(tmp_path_factory.mktemp("faults") / "reviews.csv")
+
+
+def write_reviews(path: Path) -> Path:
     """200 short labelled reviews."""
     rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("faults") / "reviews.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
@@ -371,3 +374,48 @@ def test_an_exploding_loss_stops_training_with_the_divergence_message(data, tmp_
 def test_a_healthy_run_is_not_stopped_by_the_explosion_rule(finished):
     history = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 2 and all(r["train_loss"] < 6.93 for r in history)
+
+
+# Training slowed down (so that readers meet it mid-run), as the `seqclf` command.
+SLOW_STEPS = """
+import sys, time
+from seqclf import train
+from seqclf.cli import main
+
+real_step = train.train_step
+
+def step(state, batch):
+    time.sleep(0.05)
+    return real_step(state, batch)
+
+train.train_step = step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_reading_a_run_that_saves_every_step_never_reports_damage(data, tmp_path, capfd):
+    out = tmp_path / "run"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    args = train_args(data, out, "--save-every", "1", "--epochs", "3")
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STEPS, *args], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints").is_dir() or not steps_in(out):
+            assert trainer.poll() is None and time.monotonic() < deadline, trainer.stdout.read()
+            time.sleep(0.05)
+        loads = 0
+        while trainer.poll() is None:
+            seqclf.load(out)  # never an error: superseded steps are read again
+            assert main(["predict", str(out), "a good film"]) == 0, capfd.readouterr().err
+            loads += 1
+        assert trainer.wait(timeout=60) == 0, trainer.stdout.read()
+    finally:
+        trainer.kill()
+        trainer.wait()
+    err = capfd.readouterr().err
+    assert "damaged" not in err and "Delete" not in err
+    assert loads >= 3  # it did read while steps were being replaced
