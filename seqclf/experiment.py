@@ -8,6 +8,7 @@ a test split is never looked at here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -53,6 +54,21 @@ def check_training_data(train: TextDataset, valid: TextDataset | None) -> None:
         raise ValueError("the validation data is empty")
 
 
+def _holding_the_output_dir_lock(train_fn):
+    """``train_fn(train, output_dir, ...)`` run holding ``output_dir``'s training lock
+    (``seqclf.run_lock``): a second run into it is refused at once. Only the primary process
+    takes it: the other hosts of a multi-host run write into the same directory."""
+
+    @functools.wraps(train_fn)
+    def locked(train: TextDataset, output_dir: str | Path, *args: Any, **kwargs: Any):
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        with run_lock(output_dir) if is_primary() else nullcontext():
+            return train_fn(train, output_dir, *args, **kwargs)
+
+    return locked
+
+
+@_holding_the_output_dir_lock
 def train_text_classifier(
     train: TextDataset,
     output_dir: str | Path,
@@ -81,11 +97,11 @@ def train_text_classifier(
       resume_hint: the command line that resumes this run (printed on interruption).
       exit_message: printed when a second SIGINT/SIGTERM ends the process at once (see ``fit``).
 
-    While it trains, ``output_dir`` is locked (``seqclf.run_lock``): a second run into it is
-    refused at once with ``RunInUseError`` naming the PID of the first.
-
     Returns:
       A ``TrainingRun``.
+
+    Raises:
+      seqclf.run_lock.RunInUseError: another process is training into ``output_dir``.
     """
     train_config = train_config or TrainConfig()
     check_training_data(train, valid)
@@ -95,81 +111,73 @@ def train_text_classifier(
         valid = valid.with_classes(train.classes)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    with _training_lock(output_dir):  # a second run into output_dir is refused at once
-        store = CheckpointStore(output_dir)
+    store = CheckpointStore(output_dir)
 
-        if resume and store.latest_step() is not None:
-            meta = store.restore_meta()
-            vocabulary = Vocabulary.from_dict(meta["vocabulary"])
-            classes = meta["classes"]
-            config = ClassifierConfig.from_dict(meta["model_config"])
-            wanted = _model_config(model_options, len(vocabulary), len(classes))
-            if wanted != config:
-                diff = {
-                    k: (getattr(config, k), getattr(wanted, k))
-                    for k in config.to_dict()
-                    if getattr(config, k) != getattr(wanted, k)
-                }
-                raise CheckpointError(
-                    f"{store.directory} belongs to a different model configuration "
-                    f"(saved vs now: {diff}); use another --output-dir or the same options"
-                )
-            saved_train = TrainConfig.from_dict(meta["train_config"])
-            if saved_train != train_config:
-                train_config = dataclasses.replace(saved_train, epochs=train_config.epochs)
-                tqdm.write("Resuming with the saved training settings (only --epochs may change).")
-            if classes != train.classes:
-                raise CheckpointError(
-                    f"{store.directory} was trained on classes {classes}, this data has "
-                    f"{train.classes}"
-                )
-        else:
-            if not resume and store.latest_step() is not None:
-                raise CheckpointError(
-                    f"{output_dir} already holds a training run (checkpoint step "
-                    f"{store.latest_step()}); pass --resume to continue it or choose another "
-                    "--output-dir"
-                )
-            vocabulary = Vocabulary.build(train.texts, max_words=train_config.max_words)
-            classes = train.classes
-            config = _model_config(model_options, len(vocabulary), len(classes))
+    if resume and store.latest_step() is not None:
+        meta = store.restore_meta()
+        vocabulary = Vocabulary.from_dict(meta["vocabulary"])
+        classes = meta["classes"]
+        config = ClassifierConfig.from_dict(meta["model_config"])
+        wanted = _model_config(model_options, len(vocabulary), len(classes))
+        if wanted != config:
+            diff = {
+                k: (getattr(config, k), getattr(wanted, k))
+                for k in config.to_dict()
+                if getattr(config, k) != getattr(wanted, k)
+            }
+            raise CheckpointError(
+                f"{store.directory} belongs to a different model configuration "
+                f"(saved vs now: {diff}); use another --output-dir or the same options"
+            )
+        saved_train = TrainConfig.from_dict(meta["train_config"])
+        if saved_train != train_config:
+            train_config = dataclasses.replace(saved_train, epochs=train_config.epochs)
+            tqdm.write("Resuming with the saved training settings (only --epochs may change).")
+        if classes != train.classes:
+            raise CheckpointError(
+                f"{store.directory} was trained on classes {classes}, this data has {train.classes}"
+            )
+    else:
+        if not resume and store.latest_step() is not None:
+            raise CheckpointError(
+                f"{output_dir} already holds a training run (checkpoint step "
+                f"{store.latest_step()}); pass --resume to continue it or choose another "
+                "--output-dir"
+            )
+        vocabulary = Vocabulary.build(train.texts, max_words=train_config.max_words)
+        classes = train.classes
+        config = _model_config(model_options, len(vocabulary), len(classes))
 
-        started = time.perf_counter()
-        train_ids = vocabulary.encode_batch(train.texts)
-        valid_ids = vocabulary.encode_batch(valid.texts)
-        encode_seconds = time.perf_counter() - started
-        tqdm.write(
-            f"Encoded {len(train_ids) + len(valid_ids)} texts in {encode_seconds:.1f} s "
-            f"(vocabulary {len(vocabulary)} words, classes {classes})."
-        )
-        meta = {
-            "model_config": config.to_dict(),
-            "vocabulary": vocabulary.to_dict(),
-            "classes": classes,
-        }
-        result = fit(
-            build_classifier(config),
-            (train_ids, train.labels),
-            (valid_ids, valid.labels),
-            train_config,
-            store=store,
-            meta=meta,
-            resume=resume,
-            output_dir=output_dir,
-            progress=progress,
-            resume_hint=resume_hint,
-            exit_message=exit_message,
-        )
-        store.close()
-        return TrainingRun(
-            output_dir, config, vocabulary, classes, result, encode_seconds, len(train), len(valid)
-        )
-
-
-def _training_lock(output_dir: Path):
-    """The output directory's training lock (``seqclf.run_lock``), taken by the primary process
-    only: the other hosts of a multi-host run write into the same directory."""
-    return run_lock(output_dir) if is_primary() else nullcontext()
+    started = time.perf_counter()
+    train_ids = vocabulary.encode_batch(train.texts)
+    valid_ids = vocabulary.encode_batch(valid.texts)
+    encode_seconds = time.perf_counter() - started
+    tqdm.write(
+        f"Encoded {len(train_ids) + len(valid_ids)} texts in {encode_seconds:.1f} s "
+        f"(vocabulary {len(vocabulary)} words, classes {classes})."
+    )
+    meta = {
+        "model_config": config.to_dict(),
+        "vocabulary": vocabulary.to_dict(),
+        "classes": classes,
+    }
+    result = fit(
+        build_classifier(config),
+        (train_ids, train.labels),
+        (valid_ids, valid.labels),
+        train_config,
+        store=store,
+        meta=meta,
+        resume=resume,
+        output_dir=output_dir,
+        progress=progress,
+        resume_hint=resume_hint,
+        exit_message=exit_message,
+    )
+    store.close()
+    return TrainingRun(
+        output_dir, config, vocabulary, classes, result, encode_seconds, len(train), len(valid)
+    )
 
 
 def _model_config(options: dict[str, Any] | None, vocab_size: int, num_classes: int):
