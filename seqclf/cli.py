@@ -423,8 +423,36 @@ def join_cluster(args: argparse.Namespace) -> None:
     initialize(args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed)
 
 
+def interrupted_message(command: str, argv: Sequence[str]) -> str:
+    """What ``seqclf <command>`` prints when a Ctrl-C (or a second one) stops it at once."""
+    hint = ""
+    if command == "train":
+        hint = (
+            "; the checkpoints already saved are intact (a save cut short is never listed). "
+            f"Resume with: {resume_command('seqclf', argv)}"
+        )
+    return f"\nseqclf {command}: interrupted{hint}"
+
+
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     join_cluster(args)  # before anything touches JAX devices
+    from seqclf.distributed import is_primary
+    from seqclf.train import exit_at_once, watch_signals
+
+    message = interrupted_message("train", argv)
+    # Outside the training loop nothing is being written that a stop could spoil: a signal ends
+    # the process at once (a KeyboardInterrupt raised inside JAX could crash it instead).
+    with watch_signals(lambda name, k: exit_at_once(message)):
+        out = Path(args.output_dir)
+        if out.is_dir() and is_primary():  # refused before the data is read, not after
+            from seqclf.run_lock import run_lock
+
+            with run_lock(out):
+                return _train(args, argv, message)
+        return _train(args, argv, message)
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str], message: str) -> int:
     from seqclf.experiment import train_text_classifier
     from seqclf.predict import load
 
@@ -443,6 +471,7 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         resume_hint=resume_command("seqclf", argv),
+        exit_message=message,
     )
     if run.fit.stopped_by not in FINISHED:
         return EXIT_INTERRUPTED
@@ -464,7 +493,8 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         summary["test"] = report.metrics
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items()))
         print(report.table())
-    print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
+    if run.fit.stopped_by != "already_finished":  # fit said so
+        print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
     return 0
 
 
@@ -785,14 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # files (OSError), a diverged run: one line, no traceback.
         print(f"seqclf {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
-        hint = ""
-        if args.command == "train":
-            hint = (
-                "; the checkpoints already saved are intact (a save cut short is never listed). "
-                f"Resume with: {resume_command('seqclf', argv)}"
-            )
-        print(f"\nseqclf {args.command}: interrupted{hint}", file=sys.stderr)
+    except KeyboardInterrupt:  # a Ctrl-C outside training (train exits at once instead)
+        print(interrupted_message(args.command, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

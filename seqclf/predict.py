@@ -18,7 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqclf.checkpoint import CheckpointError, CheckpointStore, tree_difference
+from seqclf.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    CheckpointSuperseded,
+    tree_difference,
+)
 from seqclf.data.batching import batches, pad_batch
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
@@ -28,6 +33,7 @@ from seqclf.model import HEAD_LOGITS, ClassifierConfig, build_classifier
 if TYPE_CHECKING:
     from seqclf.explain import Explanation
 
+_READ_ATTEMPTS = 5  # a superseded checkpoint is retried this often (each try lists steps again)
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
 _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
 
@@ -289,12 +295,20 @@ def load(checkpoint_dir: str | Path, step: int | None = None, batch_size: int = 
 
     Returns:
       A ``Predictor`` with ``.classes``, ``.predict_proba(texts)`` and ``.predict(texts)``.
+
+    A run may be read while it trains: when the checkpoint picked is superseded (removed by the
+    training run) while it is read, the steps are listed again and the new best is read.
     """
-    store = CheckpointStore(checkpoint_dir, create=False)
-    try:
-        return _load(store, step, batch_size)
-    finally:
-        store.close()  # the arrays are in memory; no orbax threads left behind
+    for attempt in range(_READ_ATTEMPTS):
+        store = CheckpointStore(checkpoint_dir, create=False)
+        try:
+            return _load(store, step, batch_size)
+        except CheckpointSuperseded as err:
+            if step is not None or attempt == _READ_ATTEMPTS - 1:
+                raise CheckpointSuperseded(f"{err}; try again (or pass another step)") from None
+        finally:
+            store.close()  # the arrays are in memory; no orbax threads left behind
+    raise AssertionError("unreachable")
 
 
 def _load(store: CheckpointStore, step: int | None, batch_size: int) -> Predictor:
