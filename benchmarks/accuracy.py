@@ -231,15 +231,13 @@ def train_seqclf(split: Split, workdir: Path, extra: Sequence[str], log: Path) -
         train, data_dir = str(workdir / "train.csv"), None
         write_table(split.train, Path(train))
     cmd = seqclf_train_command(train, str(workdir / "model"), data_dir, extra)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     with log.open("w") as out:
         out.write(shlex.join(cmd) + "\n")
         out.flush()
         start = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         seconds = time.perf_counter() - start
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
@@ -339,22 +337,14 @@ def run_split(
 ) -> Iterator[dict]:
     """One CSV row per method (and per seqclf head) on one split."""
     for method in methods:
-        results: Iterator = iter(())
         try:
             if method == "seqclf":
-                log = logs / f"{ds.name}-fold{split.fold}.log"
-                results = run_seqclf(split, extra, log)
+                results = run_seqclf(split, extra, logs / f"{ds.name}-fold{split.fold}.log")
             else:
-                results = iter(
-                    [
-                        (
-                            method,
-                            *BASELINES[method](
-                                split.train.texts, split.train.labels, split.test.texts
-                            ),
-                        )
-                    ]
-                )
+                fit_predict = BASELINES[method]
+                results = [
+                    (method, *fit_predict(split.train.texts, split.train.labels, split.test.texts))
+                ]
             for name, predictions, train_s, predict_s in results:
                 yield _row(ds, split, name, predictions, train_s, predict_s)
         except Exception as err:  # recorded and reported; the other methods still run
@@ -408,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit is not None and args.limit < 2:
         raise SystemExit("--limit must be at least 2")
     extra = shlex.split(args.seqclf_args)
+    data_dir = None if args.data_dir is None else os.path.abspath(args.data_dir)
     from seqclf.cli import quiet_libraries
 
     quiet_libraries()
@@ -421,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for spec in (s for s in args.sets.split(",") if s):
-            ds = load_set(spec, args.folds, args.max_folds, args.data_dir, args.seed, args.limit)
+            ds = load_set(spec, args.folds, args.max_folds, data_dir, args.seed, args.limit)
             for split in ds.splits:
                 for row in run_split(ds, split, methods, extra, logs):
                     rows.append(row)

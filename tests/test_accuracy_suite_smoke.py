@@ -226,3 +226,20 @@ def test_accuracy_suite_smoke(tmp_path):
     log = (out / "logs" / "topics-fold0.log").read_text()
     assert log.startswith(sys.executable) and "--epochs 1" in log
     assert "Targets:" in proc.stdout and "| topics |" in proc.stdout
+
+
+def test_a_failing_method_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    def failing_train(cmd, stdout=None, **kwargs):
+        stdout.write("seqclf train: error: something about the data\n")
+        return subprocess.CompletedProcess(cmd, 2)
+
+    monkeypatch.setattr(accuracy.subprocess, "run", failing_train)
+    texts = [" ".join(random.Random(i).choices(TOPICS[c], k=3)) for i in range(8) for c in TOPICS]
+    rows = accuracy.LabelledTexts(texts, [c for _ in range(8) for c in TOPICS])
+    ds = accuracy.DataSet(
+        "topics", "2", [accuracy.Split(0, rows.take(range(12)), rows.take(range(12, 24)))]
+    )
+    out = list(accuracy.run_split(ds, ds.splits[0], ["seqclf", "tfidf_lr"], [], tmp_path))
+    assert [r["method"] for r in out] == ["seqclf", "tfidf_lr"]
+    assert "exited with 2: seqclf train: error: something about the data" in out[0]["error"]
+    assert out[0]["accuracy"] == "" and out[1]["error"] == "" and 0 <= out[1]["accuracy"] <= 1
