@@ -956,6 +956,12 @@ def fit(
       seqclf.checkpoint.DiskFullError: no space left while saving (the message says which step
         is intact and how to resume).
 
+    Fields of ``config`` left at None are resolved from the training split first
+    (``seqclf.recipe``). A model with an NBSVM head gets it fitted on the training split before
+    the first step (``seqclf.naive_bayes``); the other heads then train by gradient, each on its
+    own loss, classes weighted by ``config.class_weighting``, until ``config.epochs``, early
+    stopping or ``config.time_budget``.
+
     A ``batch_size`` larger than the training set warns and trains on the whole set each step
     (the batch is padded with rows of weight 0, so the result is that of a batch of all the data,
     as Keras does by using a smaller batch). SIGINT or SIGTERM finish the current step, keep the
