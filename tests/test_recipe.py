@@ -3,6 +3,7 @@
 import csv
 import math
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -247,3 +248,18 @@ def test_seqclf_train_with_no_options_resolves_and_saves_the_settings(tmp_path, 
     predictor = seqclf.load(tmp_path / "run")
     assert predictor.max_len == 8 and predictor.config.pool_size == 1
     assert predictor.config.hidden_size == 8 and predictor.config.nb_buckets >= 2**16
+
+
+def test_the_clamping_messages_are_the_documented_ones():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "what-happens-when.md").read_text()
+    profile = _profile(np.full(1000, 20))
+    cases = [
+        (TrainConfig(max_len=100_000), None),
+        (TrainConfig(batch_size=100_000), None),
+        (None, {"conv_kernel_size": 100}),
+    ]
+    for train, model in cases:
+        with pytest.warns(SettingWarning) as caught:
+            _resolve(profile, train, model)
+        assert str(caught[0].message) in doc
+    assert "the model recalls none of class(es) [1]" in doc
