@@ -320,6 +320,7 @@ def run_dir(tmp_path_factory) -> Path:
     return tiny_run(tmp_path_factory)  # tests/tiny_run.py: trained once a session
 
 
+@pytest.mark.filterwarnings("ignore::seqclf.predict.EmptyTextWarning")  # "" is sent on purpose
 def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
     """After the app's start-up no request compiles anything: neither a prediction nor an
     explanation, whatever the texts' lengths (jit caches counted before and after)."""
