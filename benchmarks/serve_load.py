@@ -12,8 +12,9 @@ SIGTERM stops each server; its exit status is recorded.
 Offline, in this process, on the same texts and end to end from raw text: ``Predictor.
 predict_proba``, and, where the packages are installed, fastText's ``predict`` (a model trained
 here on the IMDB train split), Keras ``model.predict`` and a PyTorch model in ``eval()`` mode
-(the run's CNN-LSTM architecture with untrained weights: speed does not depend on them; the
-seqclf vocabulary tokenizes for them). A missing package is a note in the report, not an error.
+(the run's CNN-RNN part, without its n-gram heads, untrained: speed does not depend on the
+weights; the seqclf vocabulary tokenizes for them; not run where this was written, as neither
+package was installed there). A missing package is a note in the report, not an error.
 
     python benchmarks/serve_load.py --run runs/imdb            # a trained run
     python benchmarks/serve_load.py --train-quick              # trains the default recipe on
@@ -364,12 +365,18 @@ def keras_predict(predictor, train_texts, train_labels, args):
             layers.Embedding(c.vocab_size, c.embed_dim),
         ]
     )
+    ceil = getattr(c, "pool_ceil", False)  # ceil-mode pooling keeps the last partial window
     for filters in c.conv_filters:
-        model.add(layers.Conv1D(filters, c.conv_kernel_size, activation="relu"))
-        model.add(layers.MaxPooling1D(c.pool_size))
+        model.add(
+            layers.Conv1D(
+                filters, c.conv_kernel_size, padding=c.conv_padding, activation=c.conv_activation
+            )
+        )
+        model.add(layers.MaxPooling1D(c.pool_size, padding="same" if ceil else "valid"))
+    cell = {"lstm": layers.LSTM, "gru": layers.GRU, "rnn": layers.SimpleRNN}[c.rnn]
     for layer in range(c.num_layers):
         sequences = layer < c.num_layers - 1 or c.reduce != "last"
-        rnn = layers.LSTM(c.hidden_size, return_sequences=sequences)
+        rnn = cell(c.hidden_size, return_sequences=sequences)
         model.add(layers.Bidirectional(rnn) if c.bidirectional else rnn)
     if c.reduce != "last":
         model.add(
@@ -383,8 +390,8 @@ def keras_predict(predictor, train_texts, train_labels, args):
         )
 
     return fn, (
-        f"keras {keras.__version__} ({keras.backend.backend()}), the CNN-LSTM without "
-        f"the fastText head, every text padded to {predictor.max_len}"
+        f"keras {keras.__version__} ({keras.backend.backend()}), the CNN-RNN without the "
+        f"n-gram heads, untrained, every text padded to {predictor.max_len}"
     )
 
 
@@ -401,13 +408,13 @@ def torch_predict(predictor, train_texts, train_labels, args):
             convs, width = [], c.embed_dim
             for filters in c.conv_filters:
                 convs += [
-                    nn.Conv1d(width, filters, c.conv_kernel_size),
+                    nn.Conv1d(width, filters, c.conv_kernel_size, padding=c.conv_padding),
                     nn.ReLU(),
-                    nn.MaxPool1d(c.pool_size),
+                    nn.MaxPool1d(c.pool_size, ceil_mode=getattr(c, "pool_ceil", False)),
                 ]
                 width = filters
             self.convs = nn.Sequential(*convs)
-            self.lstm = nn.LSTM(
+            self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[c.rnn](
                 width,
                 c.hidden_size,
                 num_layers=c.num_layers,
@@ -418,7 +425,7 @@ def torch_predict(predictor, train_texts, train_labels, args):
 
         def forward(self, tokens):  # (B, T)
             x = self.convs(self.embedding(tokens).transpose(1, 2)).transpose(1, 2)
-            ys, _ = self.lstm(x)  # (B, T', D)
+            ys, _ = self.rnn(x)  # (B, T', D)
             pooled = {
                 "max": lambda: ys.max(1).values,
                 "mean": lambda: ys.mean(1),
@@ -439,7 +446,8 @@ def torch_predict(predictor, train_texts, train_labels, args):
 
     return fn, (
         f"torch {torch.__version__}, eval(), {torch.get_num_threads()} threads, the "
-        f"CNN-LSTM without the fastText head, every text padded to {predictor.max_len}"
+        f"CNN-RNN (relu) without the n-gram heads, untrained, every text padded to "
+        f"{predictor.max_len}"
     )
 
 

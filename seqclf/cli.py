@@ -589,7 +589,7 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Serves the run over HTTP until SIGINT/SIGTERM (``seqclf.serve``; docs/serving.md)."""
     try:
-        from seqclf.serve import ServeSettings, serve
+        from seqclf.serve import ServeSettings, bind, serve
     except ImportError as err:
         raise RuntimeError(
             f"serving needs the 'serve' extra ({err}): pip install 'seqclf[serve]'"
@@ -610,18 +610,21 @@ def cmd_serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         explain_steps=args.explain_steps,
         warm_up_explain=args.warm_up_explain,
     )
-    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
-    # A server classifies empty texts as asked; a warning per request would only fill the log.
-    warnings.simplefilter("ignore", EmptyTextWarning)
-    serve(
-        predictor,
-        settings,
-        host=args.host,
-        port=args.port,
-        run_dir=args.checkpoint_dir,
-        access_log=args.access_log,
-        graceful_timeout_s=args.graceful_timeout,
-    )
+    sock = bind(args.host, args.port)  # before the model loads: a port in use is said at once
+    try:
+        predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
+        # A server classifies empty texts as asked; a warning per request would only fill the log.
+        warnings.simplefilter("ignore", EmptyTextWarning)
+        serve(
+            predictor,
+            settings,
+            sock=sock,
+            run_dir=args.checkpoint_dir,
+            access_log=args.access_log,
+            graceful_timeout_s=args.graceful_timeout,
+        )
+    finally:
+        sock.close()
     return 0
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import platform
+import socket
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -370,30 +371,12 @@ def create_app(
     return app
 
 
-def serve(
-    predictor: Any,
-    settings: ServeSettings | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    run_dir: str | Path | None = None,
-    access_log: bool = True,
-    graceful_timeout_s: float = 30.0,
-) -> None:
-    """Serve ``create_app(predictor)`` with uvicorn until SIGINT or SIGTERM.
+def bind(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), not yet listening.
 
-    The socket is bound here, first, so that a port in use is an ``OSError`` (the CLI's one-line
-    error) and port 0 picks a free port; the URL is printed to stdout once bound. On SIGTERM
-    uvicorn stops accepting connections, finishes the requests in flight (for at most
-    ``graceful_timeout_s``), then the app's shutdown finishes the queued ones; this returns
-    normally (uvicorn would re-raise the signal afterwards, killing the process with it, so
-    SIGTERM gets a handler of its own that does nothing).
+    Raises:
+      OSError: the address cannot be used (in use, not this machine's), in one line.
     """
-    import signal
-    import socket
-
-    import uvicorn
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -402,8 +385,36 @@ def serve(
     except OSError as err:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    return sock
+
+
+def serve(
+    predictor: Any,
+    settings: ServeSettings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    sock: socket.socket | None = None,
+    run_dir: str | Path | None = None,
+    access_log: bool = True,
+    graceful_timeout_s: float = 30.0,
+) -> None:
+    """Serve ``create_app(predictor)`` with uvicorn until SIGINT or SIGTERM.
+
+    Listens on ``sock`` if given (from ``bind``: the CLI binds before it loads the model, so that
+    a port in use is reported at once), else on ``host:port``; the URL is printed to stdout
+    first. On SIGTERM uvicorn stops accepting connections, finishes the requests in flight (for
+    at most ``graceful_timeout_s``), then the app's shutdown finishes the queued ones; this
+    returns normally (uvicorn would re-raise the signal afterwards, killing the process with it,
+    so SIGTERM gets a handler of its own that does nothing).
+    """
+    import signal
+
+    import uvicorn
+
+    sock = sock or bind(host, port)
+    address, bound = sock.getsockname()[:2]
+    shown = f"[{address}]" if sock.family == socket.AF_INET6 else address
     print(f"seqclf serve: http://{shown}:{bound}/ (compiling, then ready)", flush=True)
     app = create_app(predictor, settings, run_dir=run_dir)
     config = uvicorn.Config(
