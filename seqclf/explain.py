@@ -23,6 +23,7 @@ compilation per length bucket and number of steps).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 from collections.abc import Callable
 from typing import Any
@@ -85,15 +86,23 @@ def trapezoid(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return alphas, weights
 
 
-def integrated_gradients_fn(model: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
+@functools.lru_cache(maxsize=16)
+def integrated_gradients_fn(config: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
     """A jit-compiled ``(params, tokens (T,), length (), target (), alphas (S,), weights (S,))
-    -> (attributions (T,), outputs (S,))`` for a ``SequenceClassifier``.
+    -> (attributions (T,), outputs (S,))`` for the ``SequenceClassifier`` of ``config``.
+
+    One function per configuration, shared by every predictor of it in the process, so that
+    loading the same model again does not compile again.
 
     Row k of the batch is the text with ``token_weights = alphas[k]`` on its ``length`` tokens
     (padding keeps weight 1: a constant along the path, so it gets no attribution); ``outputs``
     is f(alphas[k]), the model's output for ``target``; attributions are the weighted sum of
     the gradients over the rows. Padding positions' attributions are 0.
     """
+
+    from seqclf.model import build_classifier
+
+    model = build_classifier(config)
 
     def outputs(params, tokens, lengths, token_weights, target):
         out = model.apply({"params": params}, tokens, lengths, token_weights=token_weights)

@@ -80,7 +80,7 @@ class Predictor:
         self._forward = forward
         from seqclf.explain import integrated_gradients_fn
 
-        self._integrated_gradients = integrated_gradients_fn(model)  # compiled on first use
+        self._integrated_gradients = integrated_gradients_fn(config)  # compiled on first use
 
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None
