@@ -179,6 +179,11 @@ def _colour(value: float, scale: float) -> str:
     return f"rgba({rgb}, {0.85 * strength:.3f})"
 
 
+def _ink(value: float, scale: float) -> str:
+    """White text on the strongest backgrounds, where black would be hard to read."""
+    return "color:white;" if scale > 0 and abs(value) / scale > 0.6 else ""
+
+
 def explanation_html(explanation: Explanation) -> str:
     """An HTML fragment (one ``<div>``, inline styles, no scripts): the label and the
     probabilities, then the words, each on a background green (pushes towards the label) or red
@@ -187,8 +192,8 @@ def explanation_html(explanation: Explanation) -> str:
     e = explanation
     scale = float(np.max(np.abs(e.attributions))) if len(e.attributions) else 0.0
     words = " ".join(
-        f'<span title="{a:+.4f}" style="background:{_colour(a, scale)};padding:1px 3px;'
-        f'border-radius:3px">{html.escape(token)}</span>'
+        f'<span title="{a:+.4f}" style="background:{_colour(a, scale)};{_ink(a, scale)}'
+        f'padding:1px 3px;border-radius:3px">{html.escape(token)}</span>'
         for token, a in zip(e.tokens, e.attributions.tolist(), strict=True)
     )
     probs = ", ".join(
