@@ -34,7 +34,7 @@ SHARED = HERE.parent.parent / "shared" / "tensorflow_datasets"
 PRESETS: dict[str, tuple[dict, dict]] = {
     # The classic Keras example: max length 100, LSTM 70, batch 30, 2 epochs.
     "keras-classic": ({"hidden_size": 70}, {"epochs": 2, "batch_size": 30, "max_len": 100}),
-    "default": ({}, {}),  # filled from examples/imdb.py below
+    "default": ({}, {}),  # examples/imdb.py: the default recipe, nothing given
     "lstm128-last": (
         {"hidden_size": 128},
         {"epochs": 3, "batch_size": 64, "max_len": 400, "max_words": 20000},
@@ -186,17 +186,8 @@ PRESETS: dict[str, tuple[dict, dict]] = {
 
 
 def _default_preset() -> tuple[dict, dict]:
-    sys.path.insert(0, str(HERE.parent / "examples"))
-    import dataclasses
-
-    import imdb  # examples/imdb.py
-
-    model = {
-        k: v
-        for k, v in dataclasses.asdict(imdb.MODEL).items()
-        if k not in ("vocab_size", "num_classes")
-    }
-    return model, dataclasses.asdict(imdb.TRAINING)
+    """examples/imdb.py's settings: the default recipe, no option given (all from the data)."""
+    return {}, {}
 
 
 def load_data(args: argparse.Namespace):

@@ -171,6 +171,7 @@ def run_seqclf(data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = F
     from seqclf.train import TrainConfig, create_train_state, evaluate, train_epoch
 
     model = seqclf.build_classifier(
+        seqclf.presets.CLASSIC,  # the Keras model, layer for layer
         vocab_size=VOCAB,
         embed_dim=EMBED,
         embed_dropout=EMBED_DROPOUT,

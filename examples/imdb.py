@@ -25,6 +25,7 @@ from seqclf.cli import (
     add_distributed_options,
     add_model_options,
     add_training_options,
+    defaults_from_recipe,
     join_cluster,
     model_options_from,
     quiet_libraries,
@@ -32,35 +33,17 @@ from seqclf.cli import (
     train_config_from,
 )
 from seqclf.model import ClassifierConfig
-from seqclf.train import TrainConfig
+from seqclf.train import FINISHED, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA_DIR = REPO.parent / "shared" / "tensorflow_datasets"
 
-# The defaults of this example: the classic Keras CNN-LSTM (Embedding 128, Conv1D 64x5 relu,
-# MaxPooling1D 4) with longer texts (500 tokens, vocabulary 30,000), a bidirectional LSTM whose
-# outputs are max-pooled over time, and more dropout; beside it a fastText head (mean of word and
-# hashed-bigram embeddings, 2^20 buckets x 16), trained on its own loss and at its own learning
-# rate; a prediction weighs the two heads' log-probabilities with weights fitted on the validation
-# split (seqclf.head_weights). Chosen among the presets measured with
-# benchmarks/imdb_accuracy.py (numbers in README.md); --ngram-buckets 0 gives the CNN-LSTM alone.
-MODEL = ClassifierConfig(
-    hidden_size=64,
-    bidirectional=True,
-    reduce="max",
-    embed_dropout=0.4,
-    dropout=0.3,
-    ngram_buckets=2**20,
-    ngram_dim=16,
-)
-TRAINING = TrainConfig(
-    epochs=3,
-    batch_size=64,
-    max_len=500,
-    max_words=30000,
-    learning_rate=2e-3,
-    ngram_learning_rate=1e-2,  # the bag learns best with a larger rate (benchmarks/README.md)
-)
+# This example uses seqclf's default recipe, exactly what `seqclf train --train imdb_reviews`
+# gives: the CNN-LSTM (Embedding 128, Conv1D 64x5, MaxPooling1D, bidirectional LSTM 64 max-pooled
+# over time) with an NBSVM head beside it, stacked on validation, every data-dependent setting
+# (max_len, vocabulary, batch size, epochs, pool size, n-gram buckets) resolved from the
+# training split by seqclf.recipe. Any model or training option can still be given on the
+# command line (--help).
 
 SAMPLES = [
     (
@@ -94,7 +77,6 @@ def default_data_dir() -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--data-dir", default=default_data_dir(), help="TFDS data_dir holding imdb_reviews"
@@ -107,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--train-split", default="train", help="TFDS split to train on")
     parser.add_argument("--test-split", default="test", help="TFDS split for the final report")
-    add_model_options(parser, MODEL)
-    add_training_options(parser, TRAINING)
+    add_model_options(parser, ClassifierConfig())
+    add_training_options(parser, TrainConfig())
+    defaults_from_recipe(parser)
     add_distributed_options(parser)
     return parser
 
@@ -134,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
         resume_hint=resume_command("python examples/imdb.py", argv),
     )
-    if run.fit.stopped_by not in ("completed", "early_stopping"):
+    if run.fit.stopped_by not in FINISHED:
         return EXIT_INTERRUPTED
     train_seconds = time.perf_counter() - started
 

@@ -7,20 +7,22 @@ better, a model must carry the first marked value across ~T/2 steps of distracto
 
 A simple (tanh) RNN, an LSTM and a GRU get the same hidden size, optimiser and number of steps.
 The simple RNN's gradients vanish over that distance and it stays near the baseline; the gated
-cells learn the task. Pure ``seqclf.ops`` functions and optax, no Flax.
+cells learn the task. The run ends with the sentence its numbers support and writes the training
+loss curves of every model to ``--plot`` (a PNG). Pure ``seqclf.ops`` functions and optax, no Flax.
 
 References: Hochreiter & Schmidhuber, "Long short-term memory", 1997 (the adding problem, their
 experiment 4); Bengio, Simard & Frasconi, "Learning long-term dependencies with gradient descent
 is difficult", 1994.
 
     python examples/long_memory.py            # the full run, about a minute and a half on 2 cores
-    python examples/long_memory.py --steps 50 --seq-len 20   # a quick smoke run
+    python examples/long_memory.py --steps 50 --seq-len 20 --plot /tmp/lm.png  # a quick smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -83,8 +85,13 @@ def mse(kind: str, params: dict[str, Any], xs: jax.Array, ys: jax.Array) -> jax.
     return jnp.mean((predict(kind, params, xs) - ys) ** 2)
 
 
-def train_and_evaluate(kind: str, args: argparse.Namespace) -> dict[str, float]:
-    """Train one model with the shared budget; return its test MSE and timings."""
+def train_and_evaluate(kind: str, args: argparse.Namespace) -> tuple[dict[str, float], np.ndarray]:
+    """Train one model with the shared budget.
+
+    Returns:
+      ``({"test_mse", "last_train_mse", "seconds"}, losses)``: losses (steps,) the training MSE
+      of every step.
+    """
     init_key, data_key, test_key = jax.random.split(jax.random.key(args.seed), 3)
     params = jax.jit(init_model, static_argnums=(1, 2))(init_key, kind, args.hidden)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
@@ -102,16 +109,70 @@ def train_and_evaluate(kind: str, args: argparse.Namespace) -> dict[str, float]:
     evaluate = jax.jit(lambda p: mse(kind, p, test_xs, test_ys))
 
     start = time.perf_counter()
-    loss = jnp.nan
+    losses = []  # device scalars: reading them here would wait for every step
     for step in range(args.steps):
         params, opt_state, loss = train_step(params, opt_state, step)
+        losses.append(loss)
     jax.block_until_ready(params)
     seconds = time.perf_counter() - start
-    return {
+    losses = np.asarray(jnp.stack(losses)) if losses else np.zeros(0)
+    metrics = {
         "test_mse": float(evaluate(params)),
-        "last_train_mse": float(loss),
+        "last_train_mse": float(losses[-1]) if len(losses) else float("nan"),
         "seconds": seconds,
     }
+    return metrics, losses
+
+
+def lesson(baseline: float, models: dict[str, dict[str, float]], seq_len: int) -> str:
+    """The sentence the numbers support: which models learnt to remember and which did not.
+
+    A model "remembers" when its test MSE is under half the constant baseline's (predicting 1.0
+    whatever the input); one that stays above it has learnt next to nothing.
+    """
+    ratios = {kind: m["test_mse"] / baseline for kind, m in models.items()}
+    learnt = [k for k, r in ratios.items() if r < 0.5]
+    failed = [k for k in ratios if k not in learnt]
+    show = ", ".join(f"{k} {ratios[k]:.0%}" for k in ratios)
+    if "rnn" in failed and learnt:
+        return (
+            f"Across {seq_len} steps the simple RNN forgets (its error stays near the baseline) "
+            f"while {' and '.join(k.upper() for k in learnt)} remember: the gated cell state "
+            f"carries the first number past the distractors, where the simple RNN's gradient "
+            f"vanishes (test MSE as a share of the baseline's: {show})."
+        )
+    if not failed:
+        return (
+            f"Across {seq_len} steps every model learnt to remember ({show} of the baseline's "
+            "error): the distance is too short to show the vanishing gradient."
+        )
+    return f"Test MSE as a share of the baseline's, across {seq_len} steps: {show}."
+
+
+def plot_losses(losses: dict[str, np.ndarray], baseline: float, path: Path) -> Path:
+    """Training MSE per step of every model, against the constant baseline, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for kind, curve in losses.items():
+        # A running mean over 20 steps: each step's fresh batch makes the raw curve noisy.
+        window = min(20, max(len(curve), 1))
+        smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(len(smooth)) + window, smooth, label=kind.upper())
+    ax.axhline(baseline, color="gray", linestyle=":", label="predict 1.0 (no memory)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training MSE (running mean of 20 steps)")
+    ax.set_title("The adding problem: who remembers the first marked number?")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,6 +185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-size", type=int, default=2000, help="test sequences")
     parser.add_argument("--kinds", default="rnn,lstm,gru", help="comma-separated models")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--plot", type=Path, default=Path("long_memory.png"), help="the loss-curves PNG"
+    )
     args = parser.parse_args(argv)
     if args.seq_len < 2:
         parser.error("--seq-len must be at least 2")
@@ -135,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     Returns:
       ``{"baseline_mse": float, "models": {kind: {"test_mse", "last_train_mse", "seconds"}},
-      "config": dict}``.
+      "lesson": str, "plot": Path, "config": dict}``.
     """
     args = parse_args(argv)
     test_key = jax.random.split(jax.random.key(args.seed), 3)[2]  # the test set of every model
@@ -145,15 +209,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"adding problem: T={args.seq_len}, H={args.hidden}, {args.steps} steps of "
         f"{args.batch}, Adam lr={args.lr}"
     )
-    models = {}
+    models, losses = {}, {}
     for kind in args.kinds.split(","):
-        models[kind] = train_and_evaluate(kind, args)
+        models[kind], losses[kind] = train_and_evaluate(kind, args)
     print(f"\n{'model':<13}{'test MSE':>10}{'/ baseline':>12}{'train s':>9}")
     print(f"{'predict 1':<13}{baseline:>10.4f}{1.0:>12.2f}")
     for kind, result in models.items():
         ratio = result["test_mse"] / baseline
         print(f"{kind:<13}{result['test_mse']:>10.4f}{ratio:>12.2f}{result['seconds']:>9.1f}")
-    return {"baseline_mse": baseline, "models": models, "config": vars(args)}
+    plot = plot_losses(losses, baseline, args.plot)
+    sentence = lesson(baseline, models, args.seq_len)
+    print(f"\nLoss curves: {plot}\n{sentence}")
+    return {
+        "baseline_mse": baseline,
+        "models": models,
+        "lesson": sentence,
+        "plot": plot,
+        "config": vars(args),
+    }
 
 
 if __name__ == "__main__":

@@ -10,16 +10,18 @@ linear autoregression on the last ``--ar-order`` values fitted by least squares 
 series (a strong classical baseline for sums of sines). The MSE is measured over the steps after
 a warm-up of ``--warmup`` steps, where every model has seen enough of the series.
 
-Pure ``seqclf.ops`` functions and optax, no Flax.
+The run writes a forecast plot to ``--plot`` (a PNG): one test series, the recurrent models'
+one-step forecasts and the AR baseline's. Pure ``seqclf.ops`` functions and optax, no Flax.
 
     python examples/timeseries.py             # the full run, well under a minute on 2 cores
-    python examples/timeseries.py --steps 20  # a quick smoke run
+    python examples/timeseries.py --steps 20 --plot /tmp/ts.png  # a quick smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -84,8 +86,12 @@ def autoregression_forecast(series: np.ndarray, coef: np.ndarray) -> np.ndarray:
 
 def train_and_evaluate(
     kind: str, args: argparse.Namespace, train: np.ndarray, test: np.ndarray
-) -> dict[str, float]:
-    """Train one recurrent forecaster on ``train`` (N, T); return its test MSE and timings."""
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train one recurrent forecaster on ``train`` (N, T).
+
+    Returns:
+      ``({"test_mse", "last_train_mse", "seconds"}, params)``.
+    """
     init_key, data_key = jax.random.split(jax.random.key(args.seed))
     params = init_model(init_key, kind, args.hidden)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
@@ -110,7 +116,33 @@ def train_and_evaluate(
     seconds = time.perf_counter() - start
     test = jnp.asarray(test)
     test_mse = jax.jit(lambda p: step_mse(forecast(kind, p, test), test, args.warmup))(params)
-    return {"test_mse": float(test_mse), "last_train_mse": float(loss), "seconds": seconds}
+    metrics = {"test_mse": float(test_mse), "last_train_mse": float(loss), "seconds": seconds}
+    return metrics, params
+
+
+def plot_forecast(
+    series: np.ndarray, forecasts: dict[str, np.ndarray], warmup: int, path: Path
+) -> Path:
+    """A (T,) series and each model's (T,) one-step forecasts (entry t predicts t + 1), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    steps = np.arange(len(series))
+    ax.plot(steps, series, "k.-", lw=1, label="series (observed)")
+    for name, values in forecasts.items():
+        ax.plot(steps[1:], values[:-1], lw=1.5, label=f"{name} forecast of the next step")
+    ax.axvspan(0, warmup, color="gray", alpha=0.15, label="warm-up (not scored)")
+    ax.set_xlabel("step t")
+    ax.set_title("Sequence→sequence: a forecast at every step")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -127,6 +159,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ar-order", type=int, default=12, help="lags of the AR baseline")
     parser.add_argument("--kinds", default="lstm,gru", help="comma-separated models")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--plot", type=Path, default=Path("timeseries.png"), help="the forecast-plot PNG"
+    )
     args = parser.parse_args(argv)
     if not args.ar_order <= args.warmup + 1 <= args.seq_len - 1:
         parser.error("need ar-order <= warmup + 1 <= seq-len - 1")
@@ -138,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     Returns:
       ``{"noise_floor": float, "baselines": {name: test MSE}, "models": {kind: {"test_mse",
-      "last_train_mse", "seconds"}}, "config": dict}``.
+      "last_train_mse", "seconds"}}, "plot": Path, "config": dict}``.
     """
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -152,7 +187,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"forecasting x[t+1]: T={args.seq_len}, noise={args.noise}, H={args.hidden}, "
         f"{args.steps} steps of {args.batch}, Adam lr={args.lr}"
     )
-    models = {kind: train_and_evaluate(kind, args, train, test) for kind in args.kinds.split(",")}
+    models, params = {}, {}
+    for kind in args.kinds.split(","):
+        models[kind], params[kind] = train_and_evaluate(kind, args, train, test)
     print(f"\n{'model':<13}{'test MSE':>10}{'/ repeat last':>15}{'train s':>9}")
     print(f"{'noise floor':<13}{args.noise**2:>10.4f}{args.noise**2 / repeat_last:>15.2f}")
     for name, value in baselines.items():
@@ -160,10 +197,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for kind, result in models.items():
         ratio = result["test_mse"] / repeat_last
         print(f"{kind:<13}{result['test_mse']:>10.4f}{ratio:>15.2f}{result['seconds']:>9.1f}")
+    first = test[:1]
+    forecasts = {
+        k.upper(): np.asarray(forecast(k, p, jnp.asarray(first)))[0] for k, p in params.items()
+    }
+    forecasts[f"AR({args.ar_order})"] = autoregression_forecast(first, coef)[0]
+    plot = plot_forecast(first[0], forecasts, args.warmup, args.plot)
+    print(f"\nForecast plot: {plot}")
     return {
         "noise_floor": args.noise**2,
         "baselines": baselines,
         "models": models,
+        "plot": plot,
         "config": vars(args),
     }
 

@@ -2,7 +2,9 @@
 
 The pure functions live in ``seqclf.ops`` (recurrent cells and drivers, Conv1D, max pooling);
 ``seqclf.interop`` converts PyTorch recurrent weights; ``seqclf.exported`` runs an exported
-model with jax and numpy alone; the rest is listed below.
+model with jax and numpy alone; ``seqclf.serve`` (the ``serve`` extra: FastAPI, uvicorn) serves a
+predictor over HTTP (``create_app``, ``ServeSettings``, ``serve``), left out of the names below so
+that ``from seqclf import *`` never needs the extra; the rest is listed below.
 
 Every public name is imported on first use (PEP 562 module ``__getattr__``), so that
 ``import seqclf.exported`` or ``import seqclf.data`` does not pull in Flax and the model code;
@@ -19,7 +21,9 @@ from typing import Any
 _EXPORTS = {
     "CheckpointError": "seqclf.checkpoint",
     "CheckpointStore": "seqclf.checkpoint",
+    "MicroBatcher": "seqclf.batcher",
     "keep_freed_memory": "seqclf.cpu_allocator",
+    "LabelWarning": "seqclf.data",
     "TextDataset": "seqclf.data",
     "Vocabulary": "seqclf.data",
     "batches": "seqclf.data",
@@ -40,6 +44,7 @@ _EXPORTS = {
     "EmptyTextWarning": "seqclf.predict",
     "Predictor": "seqclf.predict",
     "load": "seqclf.predict",
+    "SettingWarning": "seqclf.recipe",
     "EvaluationReport": "seqclf.report",
     "Explanation": "seqclf.explain",
     "explanation_html": "seqclf.explain",
@@ -54,7 +59,7 @@ _EXPORTS = {
     "fit": "seqclf.train",
     "train_step": "seqclf.train",
 }
-_SUBMODULES = ("exported", "ops")
+_SUBMODULES = ("exported", "ops", "presets", "recipe")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 __version__ = "0.1.0"

@@ -10,13 +10,31 @@ Layout of ``<output_dir>/checkpoints/<step>/``:
 orbax writes each step into a temporary directory and renames it when complete, so a run killed
 while saving leaves the previous checkpoints intact and no half-written step is ever listed (the
 SIGKILL test in ``tests/test_reliability.py`` checks it). A step folder damaged afterwards (files
-deleted or truncated, e.g. by an interrupted copy) raises ``CheckpointError`` naming the folder.
+deleted, truncated or overwritten, e.g. by an interrupted copy or a failing disk) raises
+``CheckpointError`` naming the folder and, when it can be told, the array.
+
+orbax 0.12.8 verifies no array data: its zarr2 chunks are zstd frames without content checksums
+(zarr3 checksums only the shard index), so overwritten bytes can decode into other numbers. Each
+checkpoint's metadata therefore holds a CRC-32 of every array (``checksums``), checked whenever
+arrays are restored.
+
+A reader (prediction, evaluation) may open a run while it trains: the step it picked can be
+superseded and removed while it reads it. That raises ``CheckpointSuperseded`` (never "damaged"),
+which ``seqclf.load`` answers by listing the steps again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
+import os
+import re
 import shutil
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +50,28 @@ DELETED_SUBDIR = "deleted"  # superseded steps are renamed here, then removed
 
 class CheckpointError(ValueError):
     """A checkpoint directory is missing, empty, incomplete or does not fit the model."""
+
+
+class CheckpointSuperseded(CheckpointError):
+    """The checkpoint being read was removed meanwhile (the run is training and saved a newer
+    one): nothing is damaged; list the steps again."""
+
+
+class DiskFullError(OSError):
+    """No space was left on the checkpoint's file system while saving; earlier steps are intact.
+
+    Attributes:
+      step: the step being saved.
+      last_step: the last complete checkpoint (None: none yet).
+      device: the mount point of the file system that is full.
+    """
+
+    def __init__(self, message: str, step: int, last_step: int | None, device: str):
+        super().__init__(errno.ENOSPC, message)
+        self.step, self.last_step, self.device = step, last_step, device
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def checkpoints_dir(directory: str | Path) -> Path:
@@ -83,19 +123,46 @@ class CheckpointStore:
         meta: dict[str, Any],
         val_accuracy: float | None = None,
     ) -> None:
-        """Save arrays ``state`` and JSON ``meta`` as ``step``; ``val_accuracy`` ranks it."""
+        """Save arrays ``state`` and JSON ``meta`` (with the arrays' checksums) as ``step``;
+        ``val_accuracy`` ranks it.
+
+        Raises:
+          DiskFullError: no space left; the partial step is removed, earlier ones are intact.
+        """
         metrics = None if val_accuracy is None else {"val_accuracy": float(val_accuracy)}
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                meta=ocp.args.JsonSave({"format": FORMAT, **meta}),
-            ),
-            metrics=metrics,
-            force=True,
-        )
+        meta = {"format": FORMAT, **meta, "checksums": checksums(state)}
+        last = self.latest_step()
+        try:
+            with _orbax_logs_held():
+                self.manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                    ),
+                    metrics=metrics,
+                    force=True,
+                )
+                self.manager.wait_until_finished()
+        except Exception as err:  # orbax and TensorStore raise many kinds of errors
+            if not _is_disk_full(err):
+                raise
+            with _orbax_logs_held(), contextlib.suppress(Exception):
+                self.manager.wait_until_finished()  # writes still in flight would recreate it
+            for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(partial, ignore_errors=True)  # give back what it took
+            device = mount_point(self.directory)
+            kept = (
+                f"the last checkpoint, step {last}, is intact"
+                if last is not None
+                else "no checkpoint had been saved yet"
+            )
+            raise DiskFullError(
+                f"no space left on {device} while saving step {step}; {kept}",
+                step,
+                last,
+                device,
+            ) from None
         shutil.rmtree(self.directory / DELETED_SUBDIR, ignore_errors=True)
-        self.manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -146,6 +213,7 @@ class CheckpointStore:
                 f"checkpoint {where} does not fit this model (another model configuration or "
                 f"vocabulary): {difference}"
             )
+        self._verify(step, state)
         return state
 
     def restore_params(self, step: int | None = None) -> Any:
@@ -155,7 +223,22 @@ class CheckpointStore:
         state = self._restore(step, "state", ocp.args.StandardRestore(self._as_saved_here(step)))
         if not isinstance(state, dict) or "params" not in state:
             raise CheckpointError(f"checkpoint {self.directory / str(step)} holds no parameters")
+        self._verify(step, {"params": state["params"]})
         return state["params"]
+
+    def _verify(self, step: int, state: dict[str, Any]) -> None:
+        """Compare the arrays read with the checksums saved beside them (checkpoints written
+        before checksums existed have none: nothing to compare)."""
+        saved = self.restore_meta(step).get("checksums") or {}
+        now = checksums(state)
+        changed = [k for k in now if k in saved and saved[k] != now[k]]
+        if changed:
+            more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(step)} is damaged: the values of "
+                f"{', '.join(changed[:3])}{more} differ from those saved (checksum mismatch; "
+                f"bytes of its files were overwritten). {self._fallback(step)}"
+            )
 
     def _restore(self, step: int, item: str, args: Any) -> Any:
         """One item (``"state"`` or ``"meta"``) of ``step``; any failure to read it becomes a
@@ -166,11 +249,43 @@ class CheckpointStore:
             raise self._damaged(step, item, err) from err
 
     def _damaged(self, step: int, item: str, err: Exception) -> CheckpointError:
+        """The error for a step that cannot be read: superseded if its folder is gone (a run
+        training there removed it), damaged if it is still there."""
+        where = self.directory / str(step)
+        if not where.exists():
+            return CheckpointSuperseded(
+                f"checkpoint {where} was removed while being read: the run saving there "
+                "replaced it with a newer one"
+            )
+        array, reason = _describe(err)
+        part = f"array {array}" if array else f"its {item!r} part"
         return CheckpointError(
-            f"checkpoint {self.directory / str(step)} is damaged or incomplete: its {item!r} part "
-            f"cannot be read ({_short(err)}). Delete that folder to use an earlier checkpoint "
-            f"(steps here: {self.all_steps()})."
+            f"checkpoint {where} is damaged or incomplete: {part} cannot be read ({reason}). "
+            f"{self._fallback(step)}"
         )
+
+    def _fallback(self, step: int) -> str:
+        """What a reader can do about damaged ``step``: the other checkpoints of the run."""
+        from seqclf.run_lock import holder
+
+        others = [s for s in self._listed_now() if s != step]
+        if not others:
+            return "The run has no other checkpoint: train it again (or restore a backup)."
+        named = ", ".join(f"{s} ({'earlier' if s < step else 'later'})" for s in others)
+        pid = holder(self.directory.parent)
+        if pid is not None:  # never advise deleting in a run that is being trained
+            return f"Its other checkpoints: step {named}; the run is training (PID {pid})."
+        return (
+            f"Its other checkpoints: step {named}; move that folder out of "
+            f"{self.directory} to use them."
+        )
+
+    def _listed_now(self) -> list[int]:
+        """The complete steps on disk now (the manager's list is from when it was opened)."""
+        try:
+            return sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+        except OSError:
+            return self.all_steps()
 
     def _as_saved_here(self, step: int) -> Any:
         """The saved arrays' shapes and dtypes, placed on this process's first device.
@@ -208,6 +323,102 @@ def _short(err: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _describe(err: BaseException) -> tuple[str | None, str]:
+    """(the array, the reason) of an orbax/TensorStore read error.
+
+    orbax wraps TensorStore's error in one that only prints the array's spec (as a pybind11
+    ``<bound method ...>``); the cause says what failed, e.g. ``Error reading
+    "params.embedding.embedding/0.0" in OCDBT database at local file "...": ZSTD_decompressStream()
+    failed: Data corruption detected``.
+    """
+    inner = err
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    text = " ".join(str(inner).split())
+    found = re.search(r'Error reading "([^"/]+)/', text)
+    array = found.group(1).replace(".", "/") if found else None
+    reason = text
+    while (shorter := re.sub(r'^.*? local file "[^"]*": ', "", reason, count=1)) != reason:
+        reason = shorter  # the innermost "...local file X: what went wrong"
+    reason = re.sub(r"^[A-Z_]+: ", "", reason).split("; at ")[0].split(" [tensorstore_spec=")[0]
+    if "b-tree node" in reason:
+        array = None  # the index of the arrays, not one array, is damaged
+    reason = re.sub(r"<bound method [^>]*>?.*", "", reason).strip() or type(inner).__name__
+    return array, _short(ValueError(reason))
+
+
+def checksums(state: Any) -> dict[str, str]:
+    """A CRC-32 of every array of ``state``, by path (``"params/embedding/embedding"``).
+
+    An array split over several processes (not replicated) is left out: no process sees all of
+    it. Returns e.g. ``{"params/dense/kernel": "crc32:5e1f0a2b", ...}``.
+    """
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        array = _host_copy(leaf)
+        if array is None:
+            continue
+        data = np.ascontiguousarray(array)
+        header = f"{data.dtype.str}{data.shape}".encode()
+        out[_path_name(path)] = f"crc32:{zlib.crc32(data.data, zlib.crc32(header)):08x}"
+    return out
+
+
+def _host_copy(leaf: Any) -> np.ndarray | None:
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        return np.asarray(leaf.addressable_data(0)) if leaf.is_fully_replicated else None
+    return np.asarray(leaf)
+
+
+def _path_name(path: Any) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is "no space left on device" or "quota exceeded"."""
+    seen: BaseException | None = err
+    for _ in range(20):  # chains are short; a cycle must not loop forever
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def mount_point(path: str | Path) -> str:
+    """The mount point of the file system holding ``path`` (the "device" that is full)."""
+    path = Path(path).resolve()
+    while not path.exists():
+        path = path.parent
+    device = os.stat(path).st_dev
+    while path.parent != path and os.stat(path.parent).st_dev == device:
+        path = path.parent
+    return str(path)
+
+
+@contextmanager
+def _orbax_logs_held() -> Iterator[None]:
+    """Hold back what orbax logs during a save: replayed if the save succeeds, dropped if it
+    fails (its background threads log each failure with a traceback; the caller reports it)."""
+    logger = logging.getLogger("absl")
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        held.append(record)
+        return False
+
+    logger.addFilter(hold)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hold)
+    for record in held:
+        logger.handle(record)
+
+
 def _check_readable(directory: Path) -> None:
     """Turn the ways a checkpoint directory can be wrong into one clear sentence each."""
     parent = directory.parent
@@ -243,12 +454,7 @@ def tree_difference(expected: Any, saved: Any, limit: int = 3) -> str:
 
     def shapes(tree: Any) -> dict[str, tuple[int, ...]]:
         flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-        return {
-            "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in p): (
-                tuple(np.shape(v))
-            )
-            for p, v in flat
-        }
+        return {_path_name(p): tuple(np.shape(v)) for p, v in flat}
 
     want, got = shapes(expected), shapes(saved)
     problems = [

@@ -9,6 +9,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import shlex
 import sys
 import warnings
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from seqclf.model import ClassifierConfig
-from seqclf.train import TrainConfig, TrainingDiverged
+from seqclf.presets import PRESETS
+from seqclf.train import FINISHED, TrainConfig, TrainingDiverged
 
 EXIT_INTERRUPTED = 130
 
@@ -107,10 +109,41 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         help="MaxPooling1D size after each conv block (default: %(default)s)",
     )
     g.add_argument(
+        "--pool-ceil",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.pool_ceil,
+        help="keep the last, partial pooling window of each text (default: %(default)s)",
+    )
+    g.add_argument(
+        "--conv-padding",
+        choices=["same", "valid"],
+        default=defaults.conv_padding,
+        help="Conv1D padding (default: %(default)s)",
+    )
+    g.add_argument(
+        "--conv-activation",
+        default=defaults.conv_activation,
+        help="Conv1D activation, a Keras name (default: %(default)s)",
+    )
+    g.add_argument(
         "--dropout",
         type=float,
         default=defaults.dropout,
         help="dropout before the output layer (default: %(default)s)",
+    )
+    g.add_argument(
+        "--nb-buckets",
+        type=int,
+        default=defaults.nb_buckets,
+        help="hash buckets of the NBSVM head (distinct 1..N-grams scaled by naive-Bayes "
+        "log-count ratios), stacked with the others on validation; 0 for none "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--nb-ngrams",
+        type=int,
+        default=defaults.nb_ngrams,
+        help="longest n-gram of the NBSVM head (default: %(default)s)",
     )
     g.add_argument(
         "--ngram-buckets",
@@ -193,6 +226,20 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
         "with a large vocabulary) (default: %(default)s)",
     )
     g.add_argument(
+        "--time-budget",
+        type=float,
+        default=defaults.time_budget,
+        help="seconds of training, after which the run validates, saves and stops; 0 for no "
+        "limit (default: %(default)s)",
+    )
+    g.add_argument(
+        "--class-weighting",
+        choices=["sqrt", "balanced", "none"],
+        default=defaults.class_weighting,
+        help="how much each class weighs in the loss: rarer classes more by the square root of "
+        "their rarity, each class alike, or every example alike (default: %(default)s)",
+    )
+    g.add_argument(
         "--patience",
         type=int,
         default=defaults.patience,
@@ -237,6 +284,29 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+# ClassifierConfig fields the recipe fits to the data when they are not given.
+_FROM_DATA = {"pool_size", "nb_buckets"}
+
+
+def defaults_from_recipe(parser: argparse.ArgumentParser) -> None:
+    """Leave every model and training option out of the parsed namespace unless it is given.
+
+    So only what the user chose reaches ``seqclf.recipe``, which resolves the rest from the
+    training split; the help says which defaults come from the data.
+    """
+    for group in parser._action_groups:
+        if group.title not in ("model", "training"):
+            continue
+        for action in group._group_actions:
+            if action.dest in ("resume", "no_progress"):
+                continue
+            from_data = action.default is None or action.dest in _FROM_DATA
+            shown = "from the data" if from_data else str(action.default)
+            if action.help:
+                action.help = action.help.replace("%(default)s", shown)
+            action.default = argparse.SUPPRESS
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
@@ -276,16 +346,47 @@ def resume_command(program: str, argv: Sequence[str]) -> str:
 
 
 def _load(source: str, args: argparse.Namespace, split: str, classes=None):
-    from seqclf.data.sources import load_any
+    """``load_any`` with the data options; a ``LabelWarning`` becomes a one-line note."""
+    from seqclf.data.sources import LabelWarning, load_any
 
-    return load_any(
-        source,
-        split=split,
-        data_dir=args.data_dir,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        classes=classes,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LabelWarning)
+        data = load_any(
+            source,
+            split=split,
+            data_dir=args.data_dir,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            classes=classes,
+        )
+    for w in caught:
+        if issubclass(w.category, LabelWarning):
+            print(f"seqclf {args.command}: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return data
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Reject, naming the flag, what argparse lets through: NaN or infinite numbers (NaN passes
+    every range check), a --valid-fraction outside (0, 1), an --output-dir that is a file."""
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if args.command == "train" and args.valid is None and not 0.0 < args.valid_fraction < 1.0:
+        raise ValueError(f"--valid-fraction must be in (0, 1), got {args.valid_fraction}")
+    output_dir = getattr(args, "output_dir", None)
+    if output_dir is not None:
+        out = Path(output_dir)
+        for folder in (out, *out.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    what = "is" if folder == out else f"is inside {folder}, which is"
+                    raise ValueError(
+                        f"--output-dir {out} {what} a file, not a folder; choose another "
+                        "--output-dir"
+                    )
+                break
 
 
 def add_distributed_options(parser: argparse.ArgumentParser) -> None:
@@ -322,39 +423,78 @@ def join_cluster(args: argparse.Namespace) -> None:
     initialize(args.coordinator_address, args.num_processes, args.process_id, auto=args.distributed)
 
 
+def interrupted_message(command: str, argv: Sequence[str]) -> str:
+    """What ``seqclf <command>`` prints when a Ctrl-C (or a second one) stops it at once."""
+    hint = ""
+    if command == "train":
+        hint = (
+            "; the checkpoints already saved are intact (a save cut short is never listed). "
+            f"Resume with: {resume_command('seqclf', argv)}"
+        )
+    return f"\nseqclf {command}: interrupted{hint}"
+
+
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     join_cluster(args)  # before anything touches JAX devices
+    from seqclf.distributed import is_primary
+    from seqclf.train import exit_at_once, watch_signals
+
+    message = interrupted_message("train", argv)
+    # Outside the training loop nothing is being written that a stop could spoil: a signal ends
+    # the process at once (a KeyboardInterrupt raised inside JAX could crash it instead).
+    with watch_signals(lambda name, k: exit_at_once(message)):
+        out = Path(args.output_dir)
+        if out.is_dir() and is_primary():  # refused before the data is read, not after
+            from seqclf.run_lock import run_lock
+
+            with run_lock(out):
+                return _train(args, argv, message)
+        return _train(args, argv, message)
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str], message: str) -> int:
     from seqclf.experiment import train_text_classifier
     from seqclf.predict import load
 
     train = _load(args.train, args, "train")
     valid = _load(args.valid, args, "validation", classes=train.classes) if args.valid else None
+    # Read (and its labels checked) before training, not after it.
+    test = _load(args.test, args, "test", classes=train.classes) if args.test else None
     run = train_text_classifier(
         train,
         args.output_dir,
         valid=valid,
         model_options=model_options_from(args),
         train_config=train_config_from(args),
+        base_model=PRESETS[args.preset],
         valid_fraction=args.valid_fraction,
         resume=args.resume,
         progress=not args.no_progress,
         resume_hint=resume_command("seqclf", argv),
+        exit_message=message,
     )
-    if run.fit.stopped_by not in ("completed", "early_stopping"):
+    if run.fit.stopped_by not in FINISHED:
         return EXIT_INTERRUPTED
     summary = {
         "output_dir": str(run.output_dir),
         "best_step": run.fit.best_step,
         "history": run.fit.history,
     }
-    if args.test:
+    if test is not None:
         from seqclf.report import evaluation_report
 
-        report = evaluation_report(load(args.output_dir), _load(args.test, args, "test"))
+        try:
+            report = evaluation_report(load(args.output_dir), test)
+        except (ValueError, OSError, RuntimeError) as err:
+            raise RuntimeError(
+                f"the model was saved to {run.output_dir} (best checkpoint: step "
+                f"{run.fit.best_step}), but evaluating --test failed: {err}"
+            ) from err
         summary["test"] = report.metrics
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items()))
         print(report.table())
-    print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
+    if run.fit.stopped_by != "already_finished":  # fit said so
+        print(f"Saved to {run.output_dir} (best checkpoint: step {run.fit.best_step}).")
     return 0
 
 
@@ -422,11 +562,11 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if not (args.file or args.texts):
         raise ValueError("give texts to classify, or --file FILE")
-    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
-    if args.file:
+    if args.file:  # checked (exists, is a file, has the column) before the model is loaded
         texts = _iter_texts(Path(args.file), args.text_column)
     else:
         texts = iter(args.texts)
+    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
     out = open(args.output, "w", newline="") if args.output else sys.stdout
     try:
         writer = csv.writer(out)
@@ -444,7 +584,50 @@ def cmd_predict(args: argparse.Namespace, argv: Sequence[str]) -> int:
             out.close()
     for w in caught:
         kind = "note" if issubclass(w.category, EmptyTextWarning) else "warning"
-        print(f"seqclf predict: {kind}: {w.message}", file=sys.stderr)
+        where = ""
+        if args.file and getattr(w.message, "positions", None):  # positions count from 0
+            places = _places(Path(args.file), args.text_column, w.message.positions)
+            where = f"; in {args.file} these are {', '.join(places)}"
+        print(f"seqclf predict: {kind}: {w.message}{where}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Serves the run over HTTP until SIGINT/SIGTERM (``seqclf.serve``; docs/serving.md)."""
+    try:
+        from seqclf.serve import ServeSettings, serve
+    except ImportError as err:
+        raise RuntimeError(
+            f"serving needs the 'serve' extra ({err}): pip install 'seqclf[serve]'"
+        ) from None
+    from seqclf.predict import EmptyTextWarning, load
+
+    settings = ServeSettings(
+        batching=args.batching,
+        max_wait_ms=args.max_wait_ms,
+        max_batch_texts=args.max_batch_texts,
+        max_queue=args.max_queue,
+        threads=args.threads,
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_explain_texts=args.max_explain_texts,
+        max_body_bytes=args.max_body_bytes,
+        read_timeout_s=args.read_timeout,
+        explain_steps=args.explain_steps,
+        warm_up_explain=args.warm_up_explain,
+    )
+    predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
+    # A server classifies empty texts as asked; a warning per request would only fill the log.
+    warnings.simplefilter("ignore", EmptyTextWarning)
+    serve(
+        predictor,
+        settings,
+        host=args.host,
+        port=args.port,
+        run_dir=args.checkpoint_dir,
+        access_log=args.access_log,
+        graceful_timeout_s=args.graceful_timeout,
+    )
     return 0
 
 
@@ -467,13 +650,29 @@ class _Tee:
 def _iter_texts(path: Path, text_column: str) -> Iterator[str]:
     """Texts of a CSV/TSV/JSONL file (by column) or of a plain text file (one per line), read
     lazily; a line that is not UTF-8 raises ValueError naming the file and line."""
-    from seqclf.data.sources import TABLE_FORMATS, read_texts, utf8_lines
+    return (text for _, text in _numbered_texts(path, text_column))
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+
+def _numbered_texts(path: Path, text_column: str) -> Iterator[tuple[str, str]]:
+    """``_iter_texts`` with the place of each text (``"line 7"``)."""
+    from seqclf.data.sources import TABLE_FORMATS, check_file, read_numbered_texts, utf8_lines
+
+    check_file(path)
     if path.suffix.lower() in TABLE_FORMATS:
-        return read_texts(path, text_column)
-    return (line.rstrip("\r\n") for _, line in utf8_lines(path))
+        return read_numbered_texts(path, text_column)
+    return ((f"line {n}", line.rstrip("\r\n")) for n, line in utf8_lines(path))
+
+
+def _places(path: Path, text_column: str, positions: Sequence[int]) -> list[str]:
+    """The places in ``path`` (``"line 7"``) of the texts at ``positions`` (from 0), found by
+    reading it again up to the last of them, so that streaming keeps nothing for them."""
+    wanted, last, places = set(positions), max(positions), {}
+    for i, (where, _) in enumerate(_numbered_texts(path, text_column)):
+        if i in wanted:
+            places[i] = where
+        if i >= last:
+            break
+    return [places[i] for i in positions if i in places]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -482,11 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser(
-        "train",
-        help="train a classifier on your data",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = sub.add_parser("train", help="train a classifier on your data")
     p.add_argument(
         "--train",
         required=True,
@@ -501,9 +696,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--test", help="test data, evaluated once at the end with the best checkpoint")
     p.add_argument("--output-dir", required=True, help="checkpoints, metrics and curves go here")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="the model the options apply to: seqclf's default (CNN-LSTM + NBSVM head, fitted "
+        "to the data) or the classic Keras CNN-LSTM of the course (default: %(default)s)",
+    )
     add_data_options(p)
     add_model_options(p, ClassifierConfig())
     add_training_options(p, TrainConfig())
+    defaults_from_recipe(p)
     add_distributed_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -529,6 +732,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write CSV here instead of standard output")
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a trained model over HTTP (JSON API and a page to try it)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per compiled device call")
+    p.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="micro-batching: concurrent requests share device calls (--no-batching: each "
+        "request is scored alone, by --threads workers)",
+    )
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="wait for a batch to fill")
+    p.add_argument(
+        "--max-batch-texts", type=int, default=None, help="texts per batch (default: --batch-size)"
+    )
+    p.add_argument("--max-queue", type=int, default=256, help="waiting requests; more get 503")
+    p.add_argument("--threads", type=int, default=4, help="workers with --no-batching")
+    p.add_argument("--max-texts", type=int, default=256, help="texts per request (413 above)")
+    p.add_argument("--max-chars", type=int, default=100_000, help="characters per text")
+    p.add_argument(
+        "--max-explain-texts", type=int, default=16, help="texts per request with explain"
+    )
+    p.add_argument("--max-body-bytes", type=int, default=8 * 2**20, help="request body size")
+    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds to send a body")
+    p.add_argument("--explain-steps", type=int, default=32, help="integrated-gradients steps")
+    p.add_argument(
+        "--warm-up-explain",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compile the explanations' shapes at start-up too",
+    )
+    p.add_argument(
+        "--graceful-timeout", type=float, default=30.0, help="seconds to finish on SIGTERM"
+    )
+    p.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=True, help="log requests"
+    )
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
         "export",
@@ -567,20 +814,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     _ignore_aborted_reads()
     try:
+        check_options(args)
         return args.func(args, argv)
     except (ValueError, OSError, RuntimeError, TrainingDiverged) as err:
         # Bad data, options or checkpoints (ValueError, CheckpointError), missing or unreadable
         # files (OSError), a diverged run: one line, no traceback.
         print(f"seqclf {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
-        hint = ""
-        if args.command == "train":
-            hint = (
-                "; the checkpoints already saved are intact (a save cut short is never listed). "
-                f"Resume with: {resume_command('seqclf', argv)}"
-            )
-        print(f"\nseqclf {args.command}: interrupted{hint}", file=sys.stderr)
+    except KeyboardInterrupt:  # a Ctrl-C outside training (train exits at once instead)
+        print(interrupted_message(args.command, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -8,7 +8,9 @@ a test split is never looked at here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.data.sources import TextDataset, train_validation_split
 from seqclf.data.text import Vocabulary
+from seqclf.distributed import is_primary
 from seqclf.model import ClassifierConfig, build_classifier
 from seqclf.recipe import (
     MAX_VOCABULARY,
@@ -26,6 +29,7 @@ from seqclf.recipe import (
     resolve_model_config,
     resolve_train_config,
 )
+from seqclf.run_lock import run_lock
 from seqclf.train import FitResult, TrainConfig, fit
 
 
@@ -57,6 +61,21 @@ def check_training_data(train: TextDataset, valid: TextDataset | None) -> None:
         raise ValueError("the validation data is empty")
 
 
+def _holding_the_output_dir_lock(train_fn):
+    """``train_fn(train, output_dir, ...)`` run holding ``output_dir``'s training lock
+    (``seqclf.run_lock``): a second run into it is refused at once. Only the primary process
+    takes it: the other hosts of a multi-host run write into the same directory."""
+
+    @functools.wraps(train_fn)
+    def locked(train: TextDataset, output_dir: str | Path, *args: Any, **kwargs: Any):
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        with run_lock(output_dir) if is_primary() else nullcontext():
+            return train_fn(train, output_dir, *args, **kwargs)
+
+    return locked
+
+
+@_holding_the_output_dir_lock
 def train_text_classifier(
     train: TextDataset,
     output_dir: str | Path,
@@ -69,6 +88,7 @@ def train_text_classifier(
     resume: bool = False,
     progress: bool = True,
     resume_hint: str | None = None,
+    exit_message: str | None = None,
 ) -> TrainingRun:
     """Train a text classifier and checkpoint it in ``output_dir``.
 
@@ -88,9 +108,13 @@ def train_text_classifier(
         different configuration given now is an error).
       progress: show progress bars.
       resume_hint: the command line that resumes this run (printed on interruption).
+      exit_message: printed when a second SIGINT/SIGTERM ends the process at once (see ``fit``).
 
     Returns:
       A ``TrainingRun``.
+
+    Raises:
+      seqclf.run_lock.RunInUseError: another process is training into ``output_dir``.
     """
     train_config = train_config or TrainConfig()
     check_training_data(train, valid)
@@ -175,6 +199,7 @@ def train_text_classifier(
         output_dir=output_dir,
         progress=progress,
         resume_hint=resume_hint,
+        exit_message=exit_message,
     )
     store.close()
     return TrainingRun(

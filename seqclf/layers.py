@@ -240,11 +240,11 @@ class NaiveBayesBag(nn.Module):
     the distinct hashed n-grams of each text, each scaled by its NB log-count ratio
     (``seqclf.ops.naive_bayes``).
 
-    ``logits[c] = bias[c] + sum over distinct n-grams g of ratios[g, c] * (1 + corrections[g, c])``.
-    ``ratios`` is not trained: ``seqclf.train.fit`` counts it from the training split before the
-    first step (it is zero, and the head says nothing, until then). The trained
-    ``corrections`` start at 0, i.e. at the naive-Bayes classifier itself, and move from it only
-    as far as the loss asks (Wang & Manning interpolate between the two in the same spirit).
+    ``logits[c] = bias[c] + sum over distinct n-grams g of r[g, c] * weights[g, c]``, with ``r``
+    the log-count ratios of ``counts`` (buckets, C): in how many training texts of each class
+    each bucket occurs. None of the three is trained by gradient: ``seqclf.naive_bayes.fit_nbsvm``
+    counts and fits them on the training split, as NBSVM is fitted (until then they are zero and
+    the head says nothing).
 
     Attributes:
       buckets: n-gram hash buckets.
@@ -261,8 +261,8 @@ class NaiveBayesBag(nn.Module):
         self, tokens: jax.Array, lengths: jax.Array, token_weights: jax.Array | None = None
     ) -> jax.Array:
         shape = (self.buckets, self.num_classes)
-        ratios = self.param("ratios", nn.initializers.zeros, shape, jnp.float32)
-        corrections = self.param("corrections", nn.initializers.zeros, shape, jnp.float32)
+        counts = self.param("counts", nn.initializers.zeros, shape, jnp.float32)
+        weights = self.param("weights", nn.initializers.zeros, shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.num_classes,), jnp.float32)
         ids, first, where = ops.distinct_ngrams(tokens, lengths, self.max_n, self.buckets)
         present = first.astype(jnp.float32)
@@ -270,7 +270,8 @@ class NaiveBayesBag(nn.Module):
             grid = ops.ngram_token_weights(token_weights.astype(jnp.float32), self.max_n)
             present = present * jnp.take_along_axis(grid.reshape(present.shape), where, axis=1)
         ids = jnp.minimum(ids, self.buckets - 1)  # absent entries (masked) read any bucket
-        evidence = ratios[ids] * (1.0 + corrections[ids])  # (B, T * max_n, C)
+        ratios = ops.selected_log_count_ratios(counts[ids], counts.sum(axis=0), self.buckets)
+        evidence = ratios * weights[ids]  # (B, T * max_n, C)
         return bias + jnp.einsum("bk,bkc->bc", present, evidence)
 
 

@@ -40,8 +40,6 @@ from seqclf.lazy_embedding import EMBEDDED, EMBEDDING
 NGRAM_BAG, NGRAM_OUTPUT = ("ngram_bag", "ngram_output")
 NB_HEAD = "nb_head"
 NGRAM_PARAMS = (NGRAM_BAG, NGRAM_OUTPUT, NB_HEAD)
-# The NBSVM head's parameter counted from the training data (seqclf.train.fit), never trained.
-NB_RATIOS = "ratios"
 # Parameter (K,) of a several-head model: each head's weight in the prediction. Not trained by
 # gradient (the optimizer leaves it as it is); fitted on the validation split after every epoch
 # (seqclf.head_weights), and saved with the other parameters.
@@ -88,10 +86,11 @@ class ClassifierConfig:
         a linear layer over the mean of the word and hashed-bigram embeddings of the whole text
         (``seqclf.ops.ngrams``), with this many bigram hash buckets.
       ngram_dim: embedding size of that bag.
-      nb_buckets: 0 for none; else an NBSVM head (``seqclf.layers.NaiveBayesBag``: a linear
-        model over the distinct hashed 1..nb_ngrams-grams of each text, scaled by their
-        naive-Bayes log-count ratios, which ``seqclf.train.fit`` counts from the training
-        split) is stacked with the others, with this many hash buckets.
+      nb_buckets: 0 for none; else an NBSVM head (``seqclf.layers.NaiveBayesBag``: logistic
+        regression over the distinct hashed 1..nb_ngrams-grams of each text, scaled by their
+        naive-Bayes log-count ratios, fitted by ``seqclf.train.fit`` on the training split as
+        NBSVM is, before the other heads train) is stacked with the others, with this many
+        hash buckets.
       nb_ngrams: longest n-gram of the NBSVM head.
       unroll: ``lax.scan`` unroll of the recurrent layers.
       fused: train the recurrent layers with the hand-written cuDNN-style backward pass of

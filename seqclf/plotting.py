@@ -10,10 +10,23 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:
+    """The epoch with the highest validation accuracy (the first, on ties), as the checkpoint
+    store keeps it; None when no epoch has a validation accuracy."""
+    scored = [h for h in history if "val_accuracy" in h]
+    if not scored:
+        return None
+    return max(scored, key=lambda h: h["val_accuracy"])["epoch"]
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Loss and accuracy per epoch, train against validation, side by side.
+
+    Epochs are whole numbers on the x axis; the best epoch (``best_epoch``: highest validation
+    accuracy, the checkpoint ``seqclf.load`` uses) is marked with a dotted line.
 
     Args:
       history: one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy``,
@@ -24,7 +37,17 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
       The path written.
     """
     path = Path(path)
+    fig = history_figure(history)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def history_figure(history: Sequence[dict[str, Any]]) -> plt.Figure:
+    """The figure ``plot_history`` saves (the caller closes it)."""
     epochs = [h["epoch"] for h in history]
+    best = best_epoch(history)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for split, style in (("train", "o-"), ("val", "s--")):
@@ -32,12 +55,12 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
             points = [(e, h[key]) for e, h in zip(epochs, history, strict=True) if key in h]
             if points:
                 ax.plot(*zip(*points, strict=True), style, label=split)
+        if best is not None:
+            ax.axvline(best, color="gray", linestyle=":", label=f"best epoch ({best})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig

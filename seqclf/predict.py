@@ -7,6 +7,7 @@ results as one thread would (tested).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -17,22 +18,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqclf.checkpoint import CheckpointError, CheckpointStore, tree_difference
+from seqclf.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    CheckpointSuperseded,
+    tree_difference,
+)
 from seqclf.data.batching import batches, pad_batch
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
 from seqclf.metrics import classification_metrics, mean_cross_entropy
-from seqclf.model import ClassifierConfig, build_classifier
+from seqclf.model import HEAD_LOGITS, ClassifierConfig, build_classifier
 
 if TYPE_CHECKING:
     from seqclf.explain import Explanation
 
+_READ_ATTEMPTS = 5  # a superseded checkpoint is retried this often (each try lists steps again)
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
 _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
 
 
 class EmptyTextWarning(UserWarning):
-    """Some texts had no words at all (empty, whitespace or punctuation only)."""
+    """Some texts had no words at all (empty, whitespace or punctuation only).
+
+    Attributes:
+      positions: where the first of them are in the input, counted from 0 (``texts[i]``).
+    """
+
+    def __init__(self, message: str = "", positions: Iterable[int] = ()):
+        super().__init__(message)
+        self.positions = list(positions)
 
 
 class Predictor:
@@ -77,15 +92,24 @@ class Predictor:
         def forward(params, tokens, lengths):
             return jax.nn.softmax(model.apply({"params": params}, tokens, lengths), axis=-1)
 
+        @functools.partial(jax.jit, static_argnums=3)
+        def head_forward(params, tokens, lengths, name):
+            _, sown = model.apply({"params": params}, tokens, lengths, mutable=[HEAD_LOGITS])
+            return jax.nn.softmax(sown[HEAD_LOGITS][name][0], axis=-1)
+
         self._forward = forward
+        self._head_forward = head_forward
         from seqclf.explain import integrated_gradients_fn
 
         self._integrated_gradients = integrated_gradients_fn(config)  # compiled on first use
 
     def iter_predict_proba(
-        self, texts: Iterable[str], batch_size: int | None = None
+        self, texts: Iterable[str], batch_size: int | None = None, head: str | None = None
     ) -> Iterator[np.ndarray]:
         """Stream (b, C) probability blocks, in input order, reading ``texts`` lazily.
+
+        ``head``: one of ``config.heads`` (e.g. ``"recurrent_head"``, the CNN-LSTM) for that
+        head's own probabilities instead of the stacked prediction.
 
         Only ``CHUNK_TEXTS`` texts are held at a time, so a file of any size can be scored.
 
@@ -99,6 +123,9 @@ class Predictor:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be an iterable of texts, not a single str or bytes")
+        if head is not None and head not in self.config.heads:
+            raise ValueError(f"head must be one of {self.config.heads}, got {head!r}")
+        single = head is None or len(self.config.heads) == 1
         texts = iter(texts)
         empty: list[int] = []
         n_empty = 0
@@ -121,27 +148,31 @@ class Predictor:
             )
             for batch in stream:
                 padded, n_real = pad_batch(batch, batch_size)
-                probs = self._forward(
-                    self._params, jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
-                )
+                tokens, lengths = jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
+                if single:
+                    probs = self._forward(self._params, tokens, lengths)
+                else:
+                    probs = self._head_forward(self._params, tokens, lengths, head)
                 yield np.asarray(probs)[:n_real]
         if n_empty:
             more = ", ..." if n_empty > len(empty) else ""
-            warnings.warn(
+            message = (
                 f"{n_empty} of {offset} texts have no words (empty, whitespace or punctuation "
                 f"only), at position(s) {', '.join(map(str, empty))}{more}; they were still "
-                "classified, as the model classifies an empty text",
-                EmptyTextWarning,
-                stacklevel=2,
+                "classified, as the model classifies an empty text"
             )
+            warnings.warn(EmptyTextWarning(message, empty), stacklevel=2)
 
     def predict_proba(
-        self, texts: str | Iterable[str], batch_size: int | None = None
+        self, texts: str | Iterable[str], batch_size: int | None = None, head: str | None = None
     ) -> np.ndarray:
-        """(N, num_classes) class probabilities; a single string counts as one text."""
+        """(N, num_classes) class probabilities; a single string counts as one text.
+
+        ``head``: one head's own probabilities (see ``iter_predict_proba``).
+        """
         if isinstance(texts, (str, bytes)):
             texts = [texts]
-        blocks = list(self.iter_predict_proba(texts, batch_size))
+        blocks = list(self.iter_predict_proba(texts, batch_size, head))
         if not blocks:
             return np.zeros((0, len(self.classes)), np.float32)
         return np.concatenate(blocks)
@@ -264,12 +295,20 @@ def load(checkpoint_dir: str | Path, step: int | None = None, batch_size: int = 
 
     Returns:
       A ``Predictor`` with ``.classes``, ``.predict_proba(texts)`` and ``.predict(texts)``.
+
+    A run may be read while it trains: when the checkpoint picked is superseded (removed by the
+    training run) while it is read, the steps are listed again and the new best is read.
     """
-    store = CheckpointStore(checkpoint_dir, create=False)
-    try:
-        return _load(store, step, batch_size)
-    finally:
-        store.close()  # the arrays are in memory; no orbax threads left behind
+    for attempt in range(_READ_ATTEMPTS):
+        store = CheckpointStore(checkpoint_dir, create=False)
+        try:
+            return _load(store, step, batch_size)
+        except CheckpointSuperseded as err:
+            if step is not None or attempt == _READ_ATTEMPTS - 1:
+                raise CheckpointSuperseded(f"{err}; try again (or pass another step)") from None
+        finally:
+            store.close()  # the arrays are in memory; no orbax threads left behind
+    raise AssertionError("unreachable")
 
 
 def _load(store: CheckpointStore, step: int | None, batch_size: int) -> Predictor:

@@ -5,6 +5,8 @@ work, or wastes more than ten times the work, is clamped with a warning); a sett
 derived here by a rule that follows from the data, never from constants tuned to one data set:
 
 - ``max_len``: the 95th percentile of the training texts' token counts (>= 8, rounded up to 8).
+- ``num_buckets``: one padded length per 64 tokens of ``max_len``, 1 to 4 (each length is
+  compiled once; short texts gain nothing from more).
 - ``max_words``: every word of the training split, most frequent first, at most 100,000.
 - ``pool_size``: a median text reaches the recurrent layer in ~32 steps: ``median // 32``, 1-4.
 - ``nb_buckets``: about two hash buckets per n-gram occurrence of the training split, from 2^16
@@ -75,6 +77,11 @@ def default_max_len(profile: DataProfile) -> int:
     return max(8, -(-profile.percentile(95) // 8) * 8)
 
 
+def default_num_buckets(max_len: int) -> int:
+    """One padded length per 64 tokens of max_len, from 1 to 4."""
+    return int(np.clip(max_len // 64, 1, 4))
+
+
 def default_batch_size(profile: DataProfile) -> int:
     """About 100 steps per epoch: the power of two at most n / 100, from 16 to 64."""
     return int(np.clip(_pow2_floor(profile.num_examples / 100), 16, 64))
@@ -101,8 +108,8 @@ def resolve_train_config(config: Any, profile: DataProfile) -> tuple[Any, dict[s
     """Fill the data-dependent fields of ``config`` that are None (and check the given ones).
 
     Args:
-      config: a ``seqclf.TrainConfig`` whose ``epochs``, ``batch_size``, ``max_len`` or
-        ``max_words`` may be None ("from the data", their default).
+      config: a ``seqclf.TrainConfig`` whose ``epochs``, ``batch_size``, ``max_len``,
+        ``num_buckets`` or ``max_words`` may be None ("from the data", their default).
       profile: the training split's ``DataProfile``.
 
     Returns:
@@ -121,6 +128,8 @@ def resolve_train_config(config: Any, profile: DataProfile) -> tuple[Any, dict[s
             stacklevel=2,
         )
         chosen["max_len"] = clamped
+    if config.num_buckets is None:
+        chosen["num_buckets"] = default_num_buckets(chosen.get("max_len", config.max_len))
     if config.batch_size is None:
         chosen["batch_size"] = default_batch_size(profile)
     elif config.batch_size > WASTE * profile.num_examples:

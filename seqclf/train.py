@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import signal
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +29,7 @@ from flax import struct
 from flax.training import train_state
 from tqdm.auto import tqdm
 
+from seqclf.checkpoint import DiskFullError
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
 from seqclf.head_weights import fit_head_weights, weighted_log_probs
@@ -43,7 +47,6 @@ from seqclf.model import (
     HEAD_WEIGHTS,
     HEADS,
     NB_HEAD,
-    NB_RATIOS,
     NGRAM_PARAMS,
     SequenceClassifier,
 )
@@ -85,7 +88,8 @@ class TrainConfig:
         (``seqclf.recipe.class_weights``).
       max_len: longer texts are truncated to this many tokens; None: from the data.
       truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
-      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding).
+      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding); None: from
+        the data (``seqclf.recipe``).
       max_words: vocabulary size, padding and out-of-vocabulary ids included; None: every
         word of the training split up to ``seqclf.recipe.MAX_VOCABULARY``.
       seed: seeds initialisation, shuffling and dropout.
@@ -107,7 +111,7 @@ class TrainConfig:
     class_weighting: str = "sqrt"
     max_len: int | None = None
     truncating: str = "pre"
-    num_buckets: int = 4
+    num_buckets: int | None = None
     max_words: int | None = None
     seed: int = 0
     save_every: int = 0
@@ -115,6 +119,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for f in dataclasses.fields(self):  # NaN passes every comparison below: reject it first
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{f.name} must be a finite number, got {value}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
         for name in ("epochs", "batch_size", "max_len", "num_buckets", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -133,7 +143,14 @@ class TrainConfig:
             problems.append(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        for name in ("patience", "save_every", "clip_norm", "weight_decay", "ngram_learning_rate"):
+        for name in (
+            "patience",
+            "save_every",
+            "clip_norm",
+            "weight_decay",
+            "ngram_learning_rate",
+            "end_lr_fraction",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if problems:
@@ -142,14 +159,15 @@ class TrainConfig:
     @property
     def resolved(self) -> bool:
         """True when no field is left to the data (see ``seqclf.recipe``)."""
-        return None not in (self.epochs, self.batch_size, self.max_len, self.max_words)
+        fields = (self.epochs, self.batch_size, self.max_len, self.max_words, self.num_buckets)
+        return None not in fields
 
     @property
     def buckets(self) -> list[int]:
-        if self.max_len is None:
+        if self.max_len is None or self.num_buckets is None:
             raise ValueError(
-                "max_len is None (from the data): resolve the config first "
-                "(seqclf.recipe.resolve_train_config), or give max_len"
+                "max_len or num_buckets is None (from the data): resolve the config first "
+                "(seqclf.recipe.resolve_train_config), or give them"
             )
         return bucket_boundaries(self.max_len, self.num_buckets)
 
@@ -177,7 +195,67 @@ class TrainState(train_state.TrainState):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or exploded (``LossWatch``).
+
+    Attributes:
+      since_step: the first step of the explosion (checkpoints up to it are good); None for a
+        NaN or infinite loss (every checkpoint is good: parameters are checked before saving).
+    """
+
+    def __init__(self, message: str, since_step: int | None = None):
+        super().__init__(message)
+        self.since_step = since_step
+
+
+EXPLODED_FACTOR = 10  # a loss this many times a uniform guess's (log C per head) has exploded...
+EXPLODED_STEPS = 10  # ...when it stays there this many steps in a row (or a whole epoch)
+
+
+class LossWatch:
+    """Stops a run whose training loss exploded without becoming NaN.
+
+    The rule follows from the data: an untrained classifier predicts about uniformly, so its loss
+    starts near log C (C classes; summed over the heads of a multi-head model), and learning
+    only lowers it. A loss above ``EXPLODED_FACTOR`` × that for ``EXPLODED_STEPS`` steps in a
+    row, or as the mean of a whole epoch, is not noise: the updates are too large (e.g.
+    ``--learning-rate 1e6`` gives losses near 1e6 and validation at chance). A healthy run may
+    cross the line for a step or two after a bad batch; it does not stay there.
+
+    Args:
+      num_classes: C.
+      heads: how many heads' losses are summed into the training loss.
+    """
+
+    def __init__(self, num_classes: int, heads: int = 1):
+        self.limit = EXPLODED_FACTOR * heads * float(np.log(max(num_classes, 2)))
+        self.streak = 0
+        self.since_step: int | None = None
+
+    def check(self, step: int, loss: float, epoch: int) -> None:
+        """One step's loss; raises ``TrainingDiverged`` once the rule is met."""
+        if loss <= self.limit:
+            self.streak, self.since_step = 0, None
+            return
+        self.streak += 1
+        self.since_step = step if self.since_step is None else self.since_step
+        if self.streak >= EXPLODED_STEPS:
+            self.raise_exploded(f"{EXPLODED_STEPS} steps in a row", step, loss, epoch)
+
+    def check_epoch(self, first_step: int, mean_loss: float, epoch: int) -> None:
+        """An epoch's mean loss (for epochs shorter than ``EXPLODED_STEPS``)."""
+        if mean_loss > self.limit:
+            since = self.since_step if self.since_step is not None else first_step
+            self.since_step = since
+            self.raise_exploded("a whole epoch (its mean)", None, mean_loss, epoch)
+
+    def raise_exploded(self, how: str, step: int | None, loss: float, epoch: int) -> None:
+        at = f" at step {step}" if step is not None else ""
+        raise TrainingDiverged(
+            f"the training loss exploded: {loss:.3g}{at} (epoch {epoch + 1}), above "
+            f"{self.limit:.3g} ({EXPLODED_FACTOR}x the loss of a uniform guess) for {how} since "
+            f"step {self.since_step}; try a lower --learning-rate or a smaller --clip-norm",
+            since_step=self.since_step,
+        )
 
 
 def learning_rate_schedule(config: TrainConfig, total_steps: int, peak: float) -> optax.Schedule:
@@ -220,12 +298,12 @@ def make_optimizer(
 
 
 def _param_labels(params: Any) -> Any:
-    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (head weights and NB ratios,
-    set from data, never by gradient) or "rest"."""
+    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (the head weights and the
+    NBSVM head, fitted to data outside the gradient steps) or "rest"."""
 
     def label(path: Any, _: Any) -> str:
         name = path[0].key
-        if name == HEAD_WEIGHTS or (name == NB_HEAD and path[-1].key == NB_RATIOS):
+        if name in (HEAD_WEIGHTS, NB_HEAD):
             return "fitted"
         return "ngram" if name in NGRAM_PARAMS else "rest"
 
@@ -405,20 +483,110 @@ class _StopFlag:
         return self.signal is not None
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
-def _stop_on_signals() -> Iterator[_StopFlag]:
-    flag = _StopFlag()
+def watch_signals(on_signal: Callable[[str, int], None]) -> Iterator[None]:
+    """Call ``on_signal(name, k)`` for the k-th SIGINT/SIGTERM received in the ``with`` block.
+
+    Python runs a signal handler only between bytecodes of the main thread, so one that arrives
+    while the main thread is inside XLA (compiling the first step takes seconds) would wait for
+    it. The interpreter's C-level handler also writes each signal to a wakeup file descriptor at
+    once; a watcher thread reading it calls ``on_signal`` without waiting for the main thread.
+    Each signal is seen by both routes and counted once (the larger of the two counts).
+    ``on_signal`` must be safe to call from either thread; it may end the process.
+    """
     if threading.current_thread() is not threading.main_thread():
-        yield flag  # signal handlers can only be installed from the main thread
+        yield  # signal handlers can only be installed from the main thread
+        return
+    counts = {"handler": 0, "watcher": 0}
+    lock = threading.RLock()  # re-entrant: a handler can interrupt the main thread inside it
+
+    def seen(route: str, signum: int) -> None:
+        with lock:
+            before = max(counts.values())
+            counts[route] += 1
+            k = max(counts.values())
+        if k > before:
+            on_signal(signal.Signals(signum).name, k)
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # set_wakeup_fd requires it
+
+    def watch() -> None:
+        while byte := os.read(read_end, 1):
+            if byte[0] in STOP_SIGNALS:
+                seen("watcher", byte[0])
+
+    watcher = threading.Thread(target=watch, name="seqclf-signals", daemon=True)
+
+    def handler(signum, frame):  # noqa: ARG001
+        seen("handler", signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(write_end)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for s, h in previous.items():
+            signal.signal(s, h)
+        os.close(write_end)  # ends the watcher's read
+        watcher.join()
+        os.close(read_end)
+
+
+def exit_at_once(message: str) -> NoReturn:
+    """Print ``message`` to stderr and end the process with status 130, from any thread.
+
+    No Python unwinding: a KeyboardInterrupt raised inside JAX while it compiles can crash the
+    interpreter (segmentation fault), and nothing is lost by not unwinding: checkpoints and
+    ``metrics.jsonl`` are written to temporary names and renamed when complete.
+    """
+    from seqclf.run_lock import release_all_for_exit
+
+    release_all_for_exit()
+    try:
+        sys.stdout.flush()
+        print(message, file=sys.stderr, flush=True)
+    finally:
+        os._exit(130)
+
+
+@contextmanager
+def _stop_on_signals(exit_message: str | None = None) -> Iterator[_StopFlag]:
+    """The first SIGINT/SIGTERM sets the flag (the loop stops after its current step).
+
+    A second one stops at once: with ``exit_message`` (the command line) it prints it and ends
+    the process (``exit_at_once``), whatever the main thread is doing; without (the Python API,
+    where ending the process would end a notebook's kernel) it raises KeyboardInterrupt in the
+    main thread.
+    """
+    flag = _StopFlag()
+
+    def on_signal(name: str, k: int) -> None:
+        if k == 1:
+            flag.signal = name
+            tqdm.write(f"\n{name} received: finishing the current step, then stopping.")
+        elif exit_message is not None:
+            exit_at_once(exit_message)
+        elif threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+
+    if exit_message is not None:
+        with watch_signals(on_signal):
+            yield flag
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
         return
 
     def handler(signum, frame):  # noqa: ARG001
-        if flag:  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        flag.signal = signal.Signals(signum).name
-        tqdm.write(f"\n{flag.signal} received: finishing the current step, then stopping.")
+        on_signal(signal.Signals(signum).name, 2 if flag else 1)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield flag
     finally:
@@ -492,7 +660,10 @@ def fit_head_weights_and_evaluate(
     weights = fit_head_weights(per_head, labels)
     new_weights = DataParallel.of(state).replicate(jnp.asarray(weights))
     state = state.replace(params={**state.params, HEAD_WEIGHTS: new_weights})
-    return state, _metrics(labels, np.exp(weighted_log_probs(per_head, weights)))
+    metrics = _metrics(labels, np.exp(weighted_log_probs(per_head, weights)))
+    # Each head's own accuracy (HEADS order), to see what each contributes.
+    metrics["head_accuracy"] = [float(np.mean(h.argmax(-1) == labels)) for h in per_head]
+    return state, metrics
 
 
 def predict_probabilities(
@@ -533,6 +704,7 @@ def train_epoch(
     stop: _StopFlag | None = None,
     progress: bool = True,
     running: list[float] | None = None,
+    watch: LossWatch | None = None,
 ) -> tuple[TrainState, dict[str, float], int]:
     """One pass over the shuffled training data (shuffle seeded by (seed, epoch)).
 
@@ -547,12 +719,13 @@ def train_epoch(
         as losses are checked, so a checkpoint can save it and a resumed epoch reports the same
         means as an uninterrupted one (sums in float64, one step at a time: independent of when
         values are fetched).
+      watch: a ``LossWatch`` that each step's loss is shown to (None: no explosion check).
 
     Returns:
       ``(state, {"train_loss", "train_accuracy"}, batches_done_in_epoch)``.
 
     Raises:
-      TrainingDiverged: a loss was NaN or infinite (the message names the step).
+      TrainingDiverged: a loss was NaN or infinite, or exploded (the message names the step).
     """
     stream = _batches(
         token_ids,
@@ -590,6 +763,12 @@ def train_epoch(
                     f"the training loss became {loss} at step {step} (epoch {epoch + 1}); "
                     "try a lower --learning-rate or a smaller --clip-norm"
                 )
+            if watch is not None:
+                try:
+                    watch.check(step, float(loss), epoch)
+                except TrainingDiverged:
+                    bar.close()
+                    raise
         for loss, acc in values.tolist():
             running[0] += loss
             running[1] += acc
@@ -623,7 +802,8 @@ def train_epoch(
     return state, metrics, done
 
 
-FINISHED = ("completed", "early_stopping", "time_budget")  # how a run can end without a signal
+# How a run can end without a signal (``already_finished``: a finished run resumed).
+FINISHED = ("completed", "early_stopping", "time_budget", "already_finished")
 
 
 def _rounded(value: Any) -> Any:
@@ -682,25 +862,46 @@ class _TimeBudget:
         return _Either()
 
 
-def _with_naive_bayes_ratios(
+def _with_fitted_nbsvm_head(
     model: Any,
     state: TrainState,
-    token_ids: Sequence[np.ndarray],
-    labels: np.ndarray,
+    train: tuple[Sequence[np.ndarray], np.ndarray],
+    valid: tuple[Sequence[np.ndarray], np.ndarray],
     config: TrainConfig,
+    progress: bool,
 ) -> TrainState:
-    """The state with the NBSVM head's log-count ratios counted from the training data (a model
-    without that head: the state as it is)."""
+    """The state with the NBSVM head fitted as NBSVM is (``seqclf.naive_bayes``), before any
+    gradient step (a model without that head: the state as it is)."""
     if NB_HEAD not in state.params:
         return state
-    from seqclf.naive_bayes import naive_bayes_ratios
+    from seqclf.naive_bayes import fit_nbsvm
 
     cfg = model.config
-    ratios = naive_bayes_ratios(
-        token_ids, labels, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
+    head, report = fit_nbsvm(
+        train, valid, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
     )
-    head = {**state.params[NB_HEAD], NB_RATIOS: DataParallel.of(state).replicate(ratios)}
+    if progress:
+        tqdm.write(report)
+    head = jax.tree_util.tree_map(DataParallel.of(state).replicate, head)
     return state.replace(params={**state.params, NB_HEAD: head})
+
+
+def _write_logs(history: list[dict[str, Any]], output_dir: Path | None) -> None:
+    """``metrics.jsonl`` and ``training_curves.png`` of ``history`` (primary process only).
+
+    Rewritten whole from the history (which checkpoints carry), each to a temporary name then
+    renamed: an interruption anywhere leaves one line per finished epoch, none twice.
+    """
+    if output_dir is None or not is_primary():
+        return
+    from seqclf.plotting import plot_history  # matplotlib only when training
+
+    log_path = Path(output_dir) / "metrics.jsonl"
+    tmp = log_path.with_name(log_path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    tmp.replace(log_path)
+    if history:
+        plot_history(history, Path(output_dir) / "training_curves.png")
 
 
 @dataclasses.dataclass
@@ -709,7 +910,7 @@ class FitResult:
 
     state: TrainState
     history: list[dict[str, Any]]
-    stopped_by: str  # "completed", "early_stopping", "time_budget" or the signal's name
+    stopped_by: str  # "completed", "early_stopping", "time_budget", "already_finished" or a signal
     best_step: int | None
 
 
@@ -725,6 +926,7 @@ def fit(
     output_dir: str | Path | None = None,
     progress: bool = True,
     resume_hint: str | None = None,
+    exit_message: str | None = None,
 ) -> FitResult:
     """Train with per-epoch validation, checkpoints, early stopping and clean interruption.
 
@@ -738,14 +940,27 @@ def fit(
       output_dir: where ``metrics.jsonl`` and ``training_curves.png`` are written (None: nowhere).
       progress: show tqdm bars.
       resume_hint: the command that resumes this run, printed when it is interrupted.
+      exit_message: given (by the command line), a second SIGINT/SIGTERM prints it and ends the
+        process at once with status 130, whatever it is doing (``_stop_on_signals``); None
+        raises KeyboardInterrupt instead (a notebook's kernel survives it).
 
     Returns:
-      A ``FitResult``.
+      A ``FitResult``; ``stopped_by`` is "already_finished" when ``resume`` finds the run done
+      (its ``metrics.jsonl`` and curves are rewritten from the checkpoint, nothing is trained).
 
     Raises:
       ValueError: an empty training or validation set.
-      TrainingDiverged: a NaN or infinite loss (or parameters) at some step; the message names
-        the step and the last good checkpoint, which stays as it was.
+      TrainingDiverged: a NaN or infinite loss (or parameters) at some step, or an exploding
+        loss (``LossWatch``); the message names the step and the last good checkpoint, which
+        stays as it was.
+      seqclf.checkpoint.DiskFullError: no space left while saving (the message says which step
+        is intact and how to resume).
+
+    Fields of ``config`` left at None are resolved from the training split first
+    (``seqclf.recipe``). A model with an NBSVM head gets it fitted on the training split before
+    the first step (``seqclf.naive_bayes``); the other heads then train by gradient, each on its
+    own loss, classes weighted by ``config.class_weighting``, until ``config.epochs``, early
+    stopping or ``config.time_budget``.
 
     A ``batch_size`` larger than the training set warns and trains on the whole set each step
     (the batch is padded with rows of weight 0, so the result is that of a batch of all the data,
@@ -753,8 +968,6 @@ def fit(
     checkpoints as they are and print how to resume; a resumed run ends with the same parameters
     and history as an uninterrupted one (bitwise on CPU; ``seconds`` aside).
     """
-    from seqclf.plotting import plot_history  # matplotlib only when training
-
     train_ids, train_labels = train
     valid_ids, valid_labels = valid
     if len(train_ids) == 0:
@@ -779,9 +992,8 @@ def fit(
     example = next(batches(train_ids[:2], None, 2, max_len=config.max_len, buckets=config.buckets))
     state = create_train_state(model, config, config.epochs * steps_per_epoch, example)
     progress = progress and is_primary()  # one progress bar and log per run, not per host
-    if progress:
-        tqdm.write(DataParallel.of(state).describe(config.batch_size))
 
+    output_dir = Path(output_dir) if output_dir is not None else None
     history: list[dict[str, Any]] = []
     # running: [loss sum, accuracy sum, steps] of the epoch so far (see train_epoch).
     fresh = {"epoch": 0, "batch": 0, "best_val_accuracy": -1.0, "bad_epochs": 0, "running": None}
@@ -793,17 +1005,34 @@ def fit(
         saved = store.restore_meta()
         progress_state = {**fresh, **saved["progress"]}
         history = saved.get("history", [])
+        # A kill after a checkpoint's commit but before metrics.jsonl and the curves were
+        # rewritten leaves them an epoch short: the checkpoint's history is the truth.
+        _write_logs(history, output_dir)
+        early = bool(config.patience) and progress_state["bad_epochs"] >= config.patience
+        if progress_state["epoch"] >= config.epochs or early:
+            how = "early stopping" if early else f"all {config.epochs} epochs"
+            where = store.directory.parent
+            tqdm.write(
+                f"The run in {where} is already finished ({how}, step {int(state.step)}); "
+                "nothing to resume. Its metrics.jsonl and curves are rewritten from the "
+                "checkpoint; pass a larger --epochs to train further."
+            )
+            return FitResult(state, history, "already_finished", store.best_step())
         tqdm.write(
             f"Resuming from step {int(state.step)} (epoch {progress_state['epoch'] + 1}, "
             f"batch {progress_state['batch']})."
         )
     elif resume:
         tqdm.write("Nothing to resume from: no checkpoint yet, starting from scratch.")
+    if progress:
+        tqdm.write(DataParallel.of(state).describe(config.batch_size))
     if not (resume and store is not None and store.latest_step() is not None):
-        state = _with_naive_bayes_ratios(model, state, train_ids, train_labels, config)
+        state = _with_fitted_nbsvm_head(
+            model, state, (train_ids, train_labels), valid, config, progress and is_primary()
+        )
 
-    output_dir = Path(output_dir) if output_dir is not None else None
-    log_path = output_dir / "metrics.jsonl" if output_dir is not None else None
+    num_classes = int(max(np.max(train_labels), np.max(valid_labels))) + 1
+    watch = LossWatch(num_classes, heads=len(state.params.get(HEAD_WEIGHTS, [0])))
 
     def save(current: TrainState, val_accuracy: float | None) -> None:
         if store is None:
@@ -814,17 +1043,25 @@ def fit(
                 f"the parameters became NaN or infinite by step {int(current.step)}; "
                 "try a lower --learning-rate or a smaller --clip-norm"
             )
-        store.save(
-            int(current.step),
-            {"params": current.params, "opt_state": current.opt_state, "step": current.step},
-            {
-                **(meta or {}),
-                "train_config": config.to_dict(),
-                "progress": progress_state,
-                "history": history,
-            },
-            val_accuracy,
-        )
+        try:
+            store.save(
+                int(current.step),
+                {"params": current.params, "opt_state": current.opt_state, "step": current.step},
+                {
+                    **(meta or {}),
+                    "train_config": config.to_dict(),
+                    "progress": progress_state,
+                    "history": history,
+                },
+                val_accuracy,
+            )
+        except DiskFullError as err:
+            raise DiskFullError(
+                f"{err}; free space and run {resume_hint or 'it again with resume=True'}",
+                err.step,
+                err.last_step,
+                err.device,
+            ) from None
 
     def on_step(current: TrainState, done: int) -> None:
         if config.save_every and done % config.save_every == 0 and done < steps_per_epoch:
@@ -832,8 +1069,10 @@ def fit(
             save(current, None)
 
     def diverged(err: TrainingDiverged) -> TrainingDiverged:
-        """``err`` with what became of the checkpoints."""
-        last = store.latest_step() if store is not None else None
+        """``err`` with what became of the checkpoints (those from before an explosion)."""
+        steps = store.all_steps() if store is not None else []
+        good = [s for s in steps if err.since_step is None or s <= err.since_step]
+        last = max(good) if good else None
         kept = (
             f"the last good checkpoint (step {last}) in {store.directory} is kept as it was"
             if last is not None
@@ -843,7 +1082,7 @@ def fit(
 
     stopped_by = "completed"
     budget = _TimeBudget(config.time_budget)
-    with _stop_on_signals() as stop:
+    with _stop_on_signals(exit_message) as stop:
         for epoch in range(progress_state["epoch"], config.epochs):
             if budget.next_epoch_would_overrun():
                 stopped_by = "time_budget"
@@ -868,7 +1107,11 @@ def fit(
                     stop=budget.or_signal(stop),
                     progress=progress,
                     running=progress_state["running"],
+                    watch=watch,
                 )
+                if done == steps_per_epoch:
+                    first = int(state.step) - steps_per_epoch
+                    watch.check_epoch(first, train_metrics["train_loss"], epoch)
             except TrainingDiverged as err:
                 raise diverged(err) from err
             if stop and done < steps_per_epoch:
@@ -906,13 +1149,7 @@ def fit(
                 save(state, val["accuracy"])
             except TrainingDiverged as err:
                 raise diverged(err) from err
-            if log_path is not None and is_primary():
-                # Rewritten whole from the history (which checkpoints carry), then renamed: an
-                # interruption anywhere leaves one line per finished epoch, none twice.
-                tmp = log_path.with_name(log_path.name + ".tmp")
-                tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-                tmp.replace(log_path)
-                plot_history(history, output_dir / "training_curves.png")
+            _write_logs(history, output_dir)
             tqdm.write(
                 f"epoch {epoch + 1}: "
                 + ", ".join(

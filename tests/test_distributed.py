@@ -43,6 +43,7 @@ TINY_MODEL = dict(
     hidden_size=8,
     embed_dropout=0.2,
     dropout=0.1,  # dropout on: the keys must not depend on the layout either
+    nb_buckets=257,
 )
 CONFIG = TrainConfig(batch_size=8, max_len=24, num_buckets=1, max_words=40, seed=3)
 NUM_TEXTS = 21  # 3 batches of 8, the last with 5 real rows

@@ -7,6 +7,7 @@ import pytest
 
 from seqclf import ClassifierConfig, build_classifier
 from seqclf.layers import Dropout
+from seqclf.presets import CLASSIC
 
 VOCAB = 50
 
@@ -18,8 +19,8 @@ def _batch(lengths, max_len, seed=0):
     return jnp.asarray(tokens, jnp.int32), jnp.asarray(lengths, jnp.int32)
 
 
-def test_default_is_the_classic_keras_cnn_lstm():
-    model = build_classifier(vocab_size=20000)
+def test_classic_preset_is_the_keras_cnn_lstm():
+    model = build_classifier(CLASSIC, vocab_size=20000)
     tokens, lengths = _batch([100, 60], 100)
     variables = model.init(jax.random.PRNGKey(0), tokens, lengths)
     params = variables["params"]
@@ -33,8 +34,23 @@ def test_default_is_the_classic_keras_cnn_lstm():
     assert logits.shape == (2, 2) and logits.dtype == jnp.float32
 
 
+def test_default_is_the_bidirectional_cnn_lstm_with_an_nbsvm_head():
+    model = build_classifier(vocab_size=20000, nb_buckets=4096)
+    tokens, lengths = _batch([100, 60], 100)
+    params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
+    counts = {k: sum(x.size for x in jax.tree_util.tree_leaves(v)) for k, v in params.items()}
+    assert counts["embedding"] == 20000 * 128
+    assert counts["conv0"] == 5 * 128 * 64 + 64
+    assert counts["recurrent"] == 2 * (4 * 64 * (64 + 64) + 2 * 4 * 64)  # both directions
+    assert counts["output"] == 128 * 2 + 2
+    assert counts["nb_head"] == 2 * 4096 * 2 + 2  # ratios, corrections, bias
+    assert counts["head_weights"] == 2
+    assert model.config.heads == ("recurrent_head", "nbsvm_head")
+
+
 OPTIONS = [
-    {},
+    {"nb_buckets": 997},
+    {k: v for k, v in CLASSIC.to_dict().items() if k not in ("vocab_size", "num_classes")},
     {"rnn": "gru", "bidirectional": True, "reduce": "max", "num_layers": 2},
     {"rnn": "rnn", "conv_filters": (), "reduce": "mean", "num_classes": 5},
     {"conv_filters": (8, 8), "conv_padding": "same", "pool_size": 2, "dropout": 0.5},
@@ -89,15 +105,24 @@ def test_config_round_trips_and_rejects_bad_values():
         ClassifierConfig.from_dict({**cfg.to_dict(), "layers": 3})
     with pytest.raises(ValueError, match="ngram_buckets must be >= 0"):
         build_classifier(ngram_buckets=-1)
+    with pytest.raises(ValueError, match="nb_buckets must be >= 0"):
+        build_classifier(nb_buckets=-1)
+    # A config saved before pool_ceil and the NBSVM head existed means the model it was saved
+    # from: no partial pooling window, no NBSVM head.
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("pool_ceil", "nb_buckets")}
+    assert ClassifierConfig.from_dict(old).pool_ceil is False
+    assert ClassifierConfig.from_dict(old).heads == ("recurrent_head",)
 
 
 def test_ngram_bag_is_a_second_head_weighted_in():
-    model = build_classifier(vocab_size=VOCAB, hidden_size=8, ngram_buckets=97, ngram_dim=6)
+    model = build_classifier(
+        vocab_size=VOCAB, hidden_size=8, ngram_buckets=97, ngram_dim=6, nb_buckets=0
+    )
     tokens, lengths = _batch([20, 11, 3], 20)
     params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
     assert params["ngram_bag"]["words"].shape == (VOCAB, 6)
     assert params["ngram_bag"]["bigrams"].shape == (97, 6)
-    assert params["output"]["kernel"].shape == (8, 2)
+    assert params["output"]["kernel"].shape == (16, 2)  # bidirectional
     assert params["ngram_output"]["kernel"].shape == (6, 2)
     logits, sown = model.apply({"params": params}, tokens, lengths, mutable=["head_logits"])
     heads = sown["head_logits"]

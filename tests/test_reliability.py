@@ -22,6 +22,7 @@ import dataclasses
 import gc
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -404,8 +405,13 @@ def test_damaged_checkpoint_names_the_step_folder(lab):
     assert run.returncode == 2 and stdout == ""
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"seqclf predict: error: checkpoint {out.resolve() / 'checkpoints'}/")
-    assert "is damaged or incomplete: its 'state' part cannot be read" in err
-    assert "Delete that folder to use an earlier checkpoint" in err
+    assert re.search(r"is damaged or incomplete: (its 'state' part|array \S+) cannot be read", err)
+    assert "is not valid for value of size 0" in err  # what TensorStore says, not orbax's wrapper
+    assert "<bound method" not in err
+    # Every step is damaged: no "earlier checkpoint" to point to.
+    assert err.rstrip().endswith(
+        "The run has no other checkpoint: train it again (or restore a backup)."
+    )
 
 
 @ORBAX_LEFTOVERS

@@ -233,7 +233,7 @@ def test_the_ngram_head_can_have_its_own_learning_rate():
         updates, _ = tx.update(grads, tx.init(params), params)
         return updates
 
-    same = first_updates(learning_rate=1e-3)
+    same = first_updates(learning_rate=1e-3, ngram_learning_rate=0.0)
     split = first_updates(learning_rate=1e-3, ngram_learning_rate=5e-2)
     for name in params:
         factor = 50.0 if name in seqclf.model.NGRAM_PARAMS else 1.0

@@ -8,12 +8,14 @@ from seqclf.data.batching import (
     truncate,
 )
 from seqclf.data.sources import (
+    LabelWarning,
     TextDataset,
     UnknownDatasetError,
     load_any,
     load_folder,
     load_table,
     load_tfds,
+    read_numbered_texts,
     read_texts,
     resolve_data_dir,
     train_validation_split,
@@ -21,6 +23,7 @@ from seqclf.data.sources import (
 from seqclf.data.text import OOV, OOV_TOKEN, PAD, PAD_TOKEN, Vocabulary, standardize, tokenize
 
 __all__ = [
+    "LabelWarning",
     "OOV",
     "OOV_TOKEN",
     "PAD",
@@ -36,6 +39,7 @@ __all__ = [
     "load_tfds",
     "num_batches",
     "pad_batch",
+    "read_numbered_texts",
     "read_texts",
     "resolve_data_dir",
     "standardize",

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -32,6 +33,43 @@ TABLE_FORMATS = {
 }
 _UTF8_BOM = b"\xef\xbb\xbf"
 _TFDS_READ_CHUNK = 5000
+QUOTE_LIMIT = 200  # characters of the data that a message quotes at most
+
+
+class LabelWarning(UserWarning):
+    """Labels that differ only in letter case or in surrounding spaces (``'pos'``, ``' pos'``,
+    ``'POS'``): spaces are stripped (one class), case is kept (separate classes)."""
+
+
+def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis: what a message may quote
+    from the data (a 50 MB "header" must not become a 50 MB error)."""
+    return cut(repr(value), limit)
+
+
+def cut(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_file(path: Path) -> None:
+    """Raise unless ``path`` is a regular file, saying what it is instead."""
+    if path.is_file():
+        return
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file")
+    if path.is_fifo():
+        kind = "a FIFO (named pipe)"
+    elif path.is_socket():
+        kind = "a socket"
+    elif path.is_block_device() or path.is_char_device():
+        kind = "a device"
+    else:
+        kind = "something else"
+    # Reading a FIFO would wait for a writer, and consume what it reads.
+    raise OSError(f"{path} is {kind}, not a regular file; write the data to a file first")
 
 
 @dataclass
@@ -101,7 +139,8 @@ class TextDataset:
         missing = [c for c in self.classes if c not in classes]
         if missing:
             raise ValueError(
-                f"classes {missing} of the data are not in the given classes {classes}"
+                f"classes {quoted(missing)} of the data are not in the given classes "
+                f"{quoted(classes)}"
             )
         remap = np.asarray([classes.index(c) for c in self.classes], dtype=np.int32)
         labels = remap[self.labels] if self.labels.size else self.labels
@@ -124,15 +163,56 @@ def resolve_data_dir(data_dir: str | PathLike | None) -> str | None:
     return os.environ.get("TFDS_DATA_DIR") or None
 
 
-def _require_tensorflow(name: str) -> None:
+# What preparing a TFDS dataset imports (module -> pip package): TensorFlow, and
+# importlib_resources, which TFDS imports while preparing but does not require on Python >= 3.9.
+PREPARE_PACKAGES = {"tensorflow": "tensorflow-cpu", "importlib_resources": "importlib_resources"}
+
+
+def _missing_prepare_packages() -> list[str]:
+    """The pip packages of ``PREPARE_PACKAGES`` that cannot be imported."""
+    import importlib.util
+
+    missing = []
+    for module, package in PREPARE_PACKAGES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
+def _not_prepared(name: str, builder: Any, data_dir: str | None, install: str = "") -> str:
+    """Where a dataset that is not prepared was looked for, as absolute paths, and what to pass
+    (or, with ``install``, what to install to prepare it there)."""
+    looked = os.path.abspath(os.fspath(builder.data_dir))
+    text = f"TFDS dataset {name!r} is not prepared in {looked}"
+    if data_dir is not None:
+        root = Path(data_dir).absolute()
+        base = name.split("/")[0].split(":")[0]
+        if root.name == base:  # the dataset's own folder given instead of the data_dir
+            text += f" (to use {root}, pass its parent folder {root.parent})"
+    prepared_copy = "pass --data-dir (data_dir=) of the folder that holds a prepared copy"
+    if install:
+        return f"{text}; preparing it there needs {install}, or {prepared_copy}"
+    return f"{text}; {prepared_copy}"
+
+
+def _prepare(name: str, builder: Any, data_dir: str | None) -> None:
+    """``download_and_prepare`` in array_record format, or one line saying what it needs."""
+    missing = _missing_prepare_packages()
+    if missing:
+        install = f"pip install 'seqclf[prepare]' (missing: {', '.join(missing)})"
+        raise RuntimeError(_not_prepared(name, builder, data_dir, install))
     try:
-        import tensorflow  # noqa: F401
-    except ImportError:
+        builder.download_and_prepare(file_format="array_record")
+    except Exception as e:  # no network, a partial download, ...: one line, the cause chained
+        looked = os.path.abspath(os.fspath(builder.data_dir))
         raise RuntimeError(
-            f"TFDS dataset {name!r} is not prepared yet, and preparing it needs TensorFlow, which "
-            "is not installed: pip install 'seqclf[prepare]', or pass --data-dir (data_dir=) "
-            "pointing at a prepared copy in array_record format"
-        ) from None
+            f"preparing TFDS dataset {name!r} in {looked} failed: {type(e).__name__}: "
+            f"{cut(str(e).splitlines()[0] if str(e) else '')}"
+        ) from e
 
 
 def _builder(name: str, data_dir: str | None) -> Any:
@@ -143,7 +223,11 @@ def _builder(name: str, data_dir: str | None) -> Any:
         return tfds.builder(name, data_dir=data_dir)
     except Exception as e:
         if not_found is None or not isinstance(e, not_found):
-            raise
+            if not isinstance(e, (ValueError, AssertionError)):
+                raise
+            # An unknown config or version (TFDS raises AssertionError for the latter).
+            message = cut(str(e).strip(), 4 * QUOTE_LIMIT)
+            raise ValueError(f"TFDS dataset {name!r}: {message}") from e
     base = name.split("/")[0].split(":")[0]
     try:
         known = tfds.list_builders(with_community_datasets=False)
@@ -211,17 +295,18 @@ def load_tfds(
       The split as a ``TextDataset``; ``classes`` are the ClassLabel's names.
     """
     data_dir = resolve_data_dir(data_dir)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(
+            f"the TFDS data directory {Path(data_dir).absolute()} (--data-dir, data_dir= or "
+            f"$TFDS_DATA_DIR) does not exist; pass the folder that holds {name.split('/')[0]!r}, "
+            "or create it to prepare the dataset there"
+        )
     builder = _builder(name, data_dir)
     text_key, label_key = _text_and_label_keys(name, builder.info)
     if not builder.is_prepared():
         if not download:
-            raise FileNotFoundError(
-                f"TFDS dataset {name!r} is not prepared in {builder.data_dir}: pass --data-dir "
-                "(data_dir=) of a prepared copy, or allow downloading (needs TensorFlow: "
-                "pip install 'seqclf[prepare]')"
-            )
-        _require_tensorflow(name)
-        builder.download_and_prepare(file_format="array_record")
+            raise FileNotFoundError(_not_prepared(name, builder, data_dir))
+        _prepare(name, builder, data_dir)
     file_format = str(getattr(builder.info, "file_format", "") or "").lower()
     if file_format and "array_record" not in file_format and "parquet" not in file_format:
         raise RuntimeError(
@@ -341,10 +426,21 @@ def _decode_file(path: Path) -> str:
 
 def _missing_column(path: Path, what: str, column: str, columns: Sequence[str], where: str) -> str:
     close = difflib.get_close_matches(column, list(columns), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = f" (did you mean {quoted(close[0])}?)" if close else ""
     return (
-        f"{path}{where}: no {what} column {column!r}{hint}; the columns are {list(columns)}. "
-        f"Pass {what}_column= (--{what}-column) to name it."
+        f"{path}{where}: no {what} column {column!r}{hint}; the columns are "
+        f"{quoted(list(columns))}. Pass {what}_column= (--{what}-column) to name it."
+    )
+
+
+def _too_many_fields(path: Path, where: str, fields: int, header: int, fmt: str) -> str:
+    """The message for a CSV/TSV row longer than the header: an unquoted delimiter in a text."""
+    mark = "tab must be in double quotes"
+    if fmt == "csv":
+        mark = 'comma must be in double quotes ("like, this")'
+    return (
+        f"{path}: {where} has {fields} fields, the header {header}; a text holding a {mark}, "
+        'with any " inside it doubled'
     )
 
 
@@ -370,6 +466,8 @@ def _table_rows(
             where, line = f"line {line}", reader.line_num + 1
             if not row:  # blank line
                 continue
+            if len(row) > len(header):
+                raise ValueError(_too_many_fields(path, where, len(row), len(header), fmt))
             if len(row) <= max(ti, li):
                 raise ValueError(f"{path}: {where} has {len(row)} fields, the header {len(header)}")
             yield where, row[ti], row[li]
@@ -447,10 +545,17 @@ def read_texts(
       An iterator over the texts, in file order; it raises ValueError at its end if the file has
       no rows.
     """
+    return (text for _, text in read_numbered_texts(path, text_column, format))
+
+
+def read_numbered_texts(
+    path: str | PathLike, text_column: str = "text", format: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """``read_texts``, each text with its place in the file: ``("line 7", text)`` (the line its
+    row starts on, counted from 1), or ``("item 3", text)`` in a ``.json`` array (from 0)."""
     path = Path(path)
     fmt = _table_format(path, format)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    check_file(path)
     lines = utf8_lines(path)
     if fmt == "jsonl":
         return _json_texts(path, lines, text_column)
@@ -462,25 +567,31 @@ def read_texts(
     header = [h.strip() for h in header]
     if text_column not in header:
         raise ValueError(_missing_column(path, "text", text_column, header, ""))
-    return _csv_texts(path, reader, header.index(text_column), len(header))
+    return _csv_texts(path, reader, header.index(text_column), len(header), fmt)
 
 
-def _csv_texts(path: Path, reader: Any, column: int, width: int) -> Iterator[str]:
+def _csv_texts(
+    path: Path, reader: Any, column: int, width: int, fmt: str
+) -> Iterator[tuple[str, str]]:
     line = reader.line_num + 1
     rows = 0
     for row in reader:
         where, line = f"line {line}", reader.line_num + 1
         if not row:  # blank line
             continue
+        if len(row) > width:
+            raise ValueError(_too_many_fields(path, where, len(row), width, fmt))
         if len(row) <= column:
             raise ValueError(f"{path}: {where} has {len(row)} fields, the header {width}")
         rows += 1
-        yield row[column]
+        yield where, row[column]
     if not rows:
         raise ValueError(f"{path} has no rows")
 
 
-def _json_texts(path: Path, lines: Iterator[tuple[int, str]], text_column: str) -> Iterator[str]:
+def _json_texts(
+    path: Path, lines: Iterator[tuple[int, str]], text_column: str
+) -> Iterator[tuple[str, str]]:
     first = next(((n, line) for n, line in lines if line.strip()), None)
     if first is None:
         raise ValueError(f"{path} is empty")
@@ -505,9 +616,9 @@ def _json_texts(path: Path, lines: Iterator[tuple[int, str]], text_column: str) 
             raise ValueError(_missing_column(path, "text", text_column, list(record), f": {where}"))
         text = record[text_column]
         if not isinstance(text, str):
-            raise ValueError(f"{path}: {where}: text must be a string, got {text!r:.40}")
+            raise ValueError(f"{path}: {where}: text must be a string, got {quoted(text, 40)}")
         rows += 1
-        yield text
+        yield where, text
     if not rows:
         raise ValueError(f"{path} has no rows")
 
@@ -561,9 +672,35 @@ def _label_ids(
             j = _as_int(name)
             i = j if j is not None and 0 <= j < len(classes) else None
         if i is None:
-            raise ValueError(f"{path}: {where}: label {name!r} is not one of the classes {classes}")
+            same = [c for c in classes if c.casefold() == name.casefold()]
+            hint = f" (it differs only in case from {quoted(same[0])})" if same else ""
+            raise ValueError(
+                f"{path}: {where}: label {quoted(name)} is not one of the classes "
+                f"{quoted(classes)}{hint}"
+            )
         out[k] = i
     return out
+
+
+def similar_labels_message(spellings: dict[str, set[str]]) -> str | None:
+    """What a ``LabelWarning`` says about the label names (stripped) and their spellings as read,
+    or None when no two labels differ only in case or in surrounding spaces."""
+    parts = []
+    spaced = {name: raw for name, raw in spellings.items() if len(raw) > 1}
+    if spaced:
+        merged = "; ".join(
+            f"{', '.join(quoted(r) for r in sorted(raw))} as {quoted(name)}"
+            for name, raw in sorted(spaced.items())
+        )
+        parts.append(f"labels that differ only in surrounding spaces were read as one: {merged}")
+    by_case: dict[str, list[str]] = {}
+    for name in sorted(spellings):
+        by_case.setdefault(name.casefold(), []).append(name)
+    cased = [names for names in by_case.values() if len(names) > 1]
+    if cased:
+        groups = "; ".join(", ".join(quoted(n) for n in names) for names in cased)
+        parts.append(f"labels that differ only in case are different classes: {groups}")
+    return cut("; ".join(parts), 4 * QUOTE_LIMIT) if parts else None
 
 
 def load_table(
@@ -590,23 +727,29 @@ def load_table(
     """
     path = Path(path)
     fmt = _table_format(path, format)
+    check_file(path)
     content = _decode_file(path)
     if not content.strip():
         raise ValueError(f"{path} is empty")
     texts, wheres, names = [], [], []
+    spellings: dict[str, set[str]] = {}  # label name (stripped) -> its spellings in the file
     for where, text, label in _table_rows(path, content, fmt, text_column, label_column):
         if not isinstance(text, str):
-            raise ValueError(f"{path}: {where}: text must be a string, got {text!r:.40}")
+            raise ValueError(f"{path}: {where}: text must be a string, got {quoted(text, 40)}")
         name = _label_name(label)
         if name is None:
             raise ValueError(
-                f"{path}: {where}: label must be a class name or integer, got {label!r}"
+                f"{path}: {where}: label must be a class name or integer, got {quoted(label)}"
             )
+        spellings.setdefault(name, set()).add(label if isinstance(label, str) else name)
         texts.append(text)
         wheres.append(where)
         names.append(name)
     if not texts:
         raise ValueError(f"{path} has no rows")
+    similar = similar_labels_message(spellings)
+    if similar:
+        warnings.warn(f"{path}: {similar}", LabelWarning, stacklevel=2)
     class_list = sort_class_names(names) if classes is None else [str(c) for c in classes]
     return TextDataset(texts, _label_ids(path, wheres, names, class_list), class_list)
 
@@ -678,15 +821,46 @@ def load_any(
     p = Path(path_or_name)
     if p.is_dir():
         return load_folder(p, classes=classes)
-    if p.is_file():
+    if p.exists() or p.suffix.lower() in TABLE_FORMATS:
+        check_file(p)  # a FIFO, a socket: say what it is before the suffix matters
         return load_table(p, text_column, label_column, format=format, classes=classes)
-    if p.suffix.lower() in TABLE_FORMATS:
-        raise FileNotFoundError(f"no such file: {p}")
+    _check_tfds_name(os.fspath(path_or_name))
     try:
         ds = load_tfds(os.fspath(path_or_name), split=split, data_dir=data_dir, download=download)
     except UnknownDatasetError as e:
         raise UnknownDatasetError(f"{e} (and there is no file or folder {str(p)!r})") from None
     return ds if classes is None else ds.with_classes(classes)
+
+
+def _check_tfds_name(source: str) -> None:
+    """Raise, in one line, unless ``source`` (not a file or folder) may name a TFDS dataset.
+
+    TFDS answers a name it cannot parse (``"data/reviews"``, ``"my-data"``) with 17 lines of name
+    syntax; a source whose dataset name is no registered builder is instead a missing file or
+    folder if it looks like a path, else an unknown dataset (with a did-you-mean).
+    """
+    import tensorflow_datasets as tfds
+
+    first = source.split("/")[0]
+    if ":" in first and not source.startswith((".", "~")):
+        return  # "namespace:name": a community dataset; TFDS resolves the namespace
+    try:
+        known = sorted(set(tfds.list_builders(with_community_datasets=False)))
+    except Exception:  # cannot tell: let TFDS try
+        return
+    base = first.split(":")[0]
+    if base in known:
+        return
+    if any(c in source for c in "/\\") or source.startswith((".", "~")):
+        raise FileNotFoundError(
+            f"no such file or folder: {Path(source).absolute()} (nor a TFDS dataset of that name)"
+        )
+    close = difflib.get_close_matches(base, known, n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownDatasetError(
+        f"unknown TFDS dataset {quoted(source)}{hint} (and there is no file or folder "
+        f"{quoted(source)})"
+    )
 
 
 def train_validation_split(
@@ -700,7 +874,10 @@ def train_validation_split(
       ``(train, validation)``.
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        raise ValueError(
+            f"the validation fraction (valid_fraction=, --valid-fraction) must be in (0, 1), "
+            f"got {fraction}"
+        )
     rng = np.random.default_rng(seed)
     held = [np.zeros(0, np.int64)]
     for c in range(ds.num_classes):
@@ -709,7 +886,10 @@ def train_validation_split(
     val = np.sort(np.concatenate(held))
     if val.size == 0 or val.size == len(ds):
         side = "validation" if val.size == 0 else "training"
-        raise ValueError(f"fraction={fraction} of {len(ds)} examples leaves the {side} split empty")
+        raise ValueError(
+            f"fraction={fraction} of {len(ds)} examples leaves the {side} split empty; pass "
+            "another valid_fraction= (--valid-fraction), or validation data (valid=, --valid)"
+        )
     keep = np.ones(len(ds), dtype=bool)
     keep[val] = False
     return ds.subset(np.flatnonzero(keep)), ds.subset(val)

@@ -10,6 +10,7 @@ from seqclf.ops.naive_bayes import (
     hashed_ngrams,
     log_count_ratios,
     ngram_token_weights,
+    selected_log_count_ratios,
 )
 from seqclf.ops.ngrams import hashed_bigrams, ngram_bag
 from seqclf.ops.recurrent import (
@@ -56,6 +57,7 @@ __all__ = [
     "recurrent_stack",
     "reverse_padded",
     "rnn_cell",
+    "selected_log_count_ratios",
     "sequence_mask",
     "simple_rnn",
 ]

@@ -105,7 +105,7 @@ def ngram_token_weights(token_weights: jax.Array, max_n: int) -> jax.Array:
 
 
 def log_count_ratios(counts: jax.Array, alpha: float = 1.0) -> jax.Array:
-    """NB log-count ratios, one class against the rest.
+    """NB log-count ratios of every bucket, one class against the rest.
 
     Args:
       counts: (buckets, C) in how many training texts of each class each bucket occurs.
@@ -116,6 +116,27 @@ def log_count_ratios(counts: jax.Array, alpha: float = 1.0) -> jax.Array:
       ``p = alpha + counts[:, c]`` and ``q = alpha + (counts summed over the other classes)``.
     """
     counts = jnp.asarray(counts, jnp.float32)
-    p = alpha + counts
-    q = alpha + (counts.sum(axis=1, keepdims=True) - counts)
-    return (jnp.log(p / p.sum(axis=0)) - jnp.log(q / q.sum(axis=0))).astype(jnp.float32)
+    return selected_log_count_ratios(counts, counts.sum(axis=0), counts.shape[0], alpha)
+
+
+def selected_log_count_ratios(
+    selected: jax.Array, class_totals: jax.Array, buckets: int, alpha: float = 1.0
+) -> jax.Array:
+    """``log_count_ratios`` of some buckets only, from their counts and the table's totals.
+
+    Args:
+      selected: (..., C) counts of the buckets wanted (rows of the (buckets, C) table).
+      class_totals: (C,) the table's column sums.
+      buckets: the table's number of rows (for the smoothing's share of the norms).
+      alpha: additive smoothing.
+
+    Returns:
+      (..., C) float32 log-count ratios.
+    """
+    selected = jnp.asarray(selected, jnp.float32)
+    p = alpha + selected
+    q = alpha + (selected.sum(axis=-1, keepdims=True) - selected)
+    total = class_totals.sum()
+    p_norm = alpha * buckets + class_totals
+    q_norm = alpha * buckets + (total - class_totals)
+    return (jnp.log(p / p_norm) - jnp.log(q / q_norm)).astype(jnp.float32)

@@ -1,0 +1,38 @@
+"""The training-curves PNG: whole-number epoch ticks and the best epoch marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from seqclf.plotting import best_epoch, history_figure, plot_history
+
+HISTORY = [
+    {"epoch": 1, "train_loss": 0.7, "train_accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.6},
+    {"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.55, "val_accuracy": 0.8},
+    {"epoch": 3, "train_loss": 0.3, "train_accuracy": 0.9, "val_loss": 0.60, "val_accuracy": 0.8},
+]
+
+
+def test_best_epoch_is_the_first_highest_validation_accuracy() -> None:
+    assert best_epoch(HISTORY) == 2  # tie with epoch 3: the first, as the checkpoint store keeps
+    assert best_epoch([{"epoch": 1, "train_loss": 0.7}]) is None
+    assert best_epoch([]) is None
+
+
+def test_figure_has_integer_ticks_and_marks_the_best_epoch() -> None:
+    fig = history_figure(HISTORY)
+    try:
+        for ax in fig.axes:
+            ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+            assert ticks and all(float(t).is_integer() for t in ticks)
+            marks = [line for line in ax.get_lines() if line.get_label() == "best epoch (2)"]
+            assert len(marks) == 1 and list(marks[0].get_xdata()) == [2, 2]
+    finally:
+        plt.close(fig)
+
+
+def test_plot_history_writes_a_png(tmp_path: Path) -> None:
+    path = plot_history(HISTORY, tmp_path / "sub" / "curves.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
