@@ -527,9 +527,15 @@ def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_explain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Each text's label and probabilities, then its words with their attributions."""
     from seqclf.explain import explanation_html
-    from seqclf.predict import load
+    from seqclf.predict import EmptyTextWarning, load
 
-    explanations = load(args.checkpoint_dir).explain(args.texts, args.steps, args.target)
+    predictor = load(args.checkpoint_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyTextWarning)
+        explanations = predictor.explain(args.texts, args.steps, args.target)
+    for w in caught:
+        kind = "note" if issubclass(w.category, EmptyTextWarning) else "warning"
+        print(f"seqclf explain: {kind}: {w.message}", file=sys.stderr)
     for e in explanations:
         probs = ", ".join(f"{c} {p:.4f}" for c, p in e.probabilities.items())
         print(f"{e.label} ({probs}): {e.text[:80]!r}")

@@ -23,6 +23,7 @@ compilation per length bucket and number of steps).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 from collections.abc import Callable
 from typing import Any
@@ -85,15 +86,23 @@ def trapezoid(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return alphas, weights
 
 
-def integrated_gradients_fn(model: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
+@functools.lru_cache(maxsize=16)
+def integrated_gradients_fn(config: Any) -> Callable[..., tuple[jax.Array, jax.Array]]:
     """A jit-compiled ``(params, tokens (T,), length (), target (), alphas (S,), weights (S,))
-    -> (attributions (T,), outputs (S,))`` for a ``SequenceClassifier``.
+    -> (attributions (T,), outputs (S,))`` for the ``SequenceClassifier`` of ``config``.
+
+    One function per configuration, shared by every predictor of it in the process, so that
+    loading the same model again does not compile again.
 
     Row k of the batch is the text with ``token_weights = alphas[k]`` on its ``length`` tokens
     (padding keeps weight 1: a constant along the path, so it gets no attribution); ``outputs``
     is f(alphas[k]), the model's output for ``target``; attributions are the weighted sum of
     the gradients over the rows. Padding positions' attributions are 0.
     """
+
+    from seqclf.model import build_classifier
+
+    model = build_classifier(config)
 
     def outputs(params, tokens, lengths, token_weights, target):
         out = model.apply({"params": params}, tokens, lengths, token_weights=token_weights)
@@ -170,6 +179,11 @@ def _colour(value: float, scale: float) -> str:
     return f"rgba({rgb}, {0.85 * strength:.3f})"
 
 
+def _ink(value: float, scale: float) -> str:
+    """White text on the strongest backgrounds, where black would be hard to read."""
+    return "color:white;" if scale > 0 and abs(value) / scale > 0.6 else ""
+
+
 def explanation_html(explanation: Explanation) -> str:
     """An HTML fragment (one ``<div>``, inline styles, no scripts): the label and the
     probabilities, then the words, each on a background green (pushes towards the label) or red
@@ -178,8 +192,8 @@ def explanation_html(explanation: Explanation) -> str:
     e = explanation
     scale = float(np.max(np.abs(e.attributions))) if len(e.attributions) else 0.0
     words = " ".join(
-        f'<span title="{a:+.4f}" style="background:{_colour(a, scale)};padding:1px 3px;'
-        f'border-radius:3px">{html.escape(token)}</span>'
+        f'<span title="{a:+.4f}" style="background:{_colour(a, scale)};{_ink(a, scale)}'
+        f'padding:1px 3px;border-radius:3px">{html.escape(token)}</span>'
         for token, a in zip(e.tokens, e.attributions.tolist(), strict=True)
     )
     probs = ", ".join(

@@ -101,7 +101,7 @@ class Predictor:
         self._head_forward = head_forward
         from seqclf.explain import integrated_gradients_fn
 
-        self._integrated_gradients = integrated_gradients_fn(model)  # compiled on first use
+        self._integrated_gradients = integrated_gradients_fn(config)  # compiled on first use
 
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None, head: str | None = None

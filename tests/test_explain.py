@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -36,15 +38,16 @@ def _output(predictor, text_ids, target, weight):
     """f(weight · 1): the model's output for ``target`` with every token weighted by ``weight``,
     computed here independently of seqclf.explain (a batch of one, padded to max_len, the
     padding weighted like the tokens: it must not matter)."""
-    model = build_classifier(predictor.config)
     tokens = jnp.zeros((1, MAX_LEN), jnp.int32).at[0, : len(text_ids)].set(text_ids)
-    out = model.apply(
-        {"params": predictor._params},
-        tokens,
-        jnp.array([len(text_ids)]),
-        token_weights=jnp.full(tokens.shape, weight, jnp.float32),
-    )
+    weights = jnp.full(tokens.shape, weight, jnp.float32)
+    out = _apply(predictor.config)(predictor._params, tokens, jnp.array([len(text_ids)]), weights)
     return float(out[0, target])
+
+
+@functools.cache
+def _apply(config):
+    model = build_classifier(config)
+    return jax.jit(lambda p, t, n, w: model.apply({"params": p}, t, n, token_weights=w))
 
 
 def test_attributions_sum_to_the_output_difference_from_the_baseline(predictor, explanations):
