@@ -322,7 +322,9 @@ class SequenceClassifier(nn.Module):
         # then leave the others nothing to learn. Prediction sums the heads' log-probabilities,
         # each times a weight fitted on validation: an ensemble of different models, calibrated.
         head_logits = {"recurrent_head": logits}
-        if cfg.nb_buckets:
+        # The NBSVM head is fitted once, before training (seqclf.naive_bayes), never by gradient
+        # steps: a training step leaves it out, so it costs the steps nothing.
+        if cfg.nb_buckets and not train:
             head_logits["nbsvm_head"] = NaiveBayesBag(
                 cfg.nb_buckets, cfg.num_classes, cfg.nb_ngrams, name=NB_HEAD
             )(tokens, token_lengths, token_weights)
@@ -332,11 +334,13 @@ class SequenceClassifier(nn.Module):
                 bag(tokens, token_lengths, token_weights)
             )
         for name in cfg.heads:
-            self.sow(HEAD_LOGITS, name, head_logits[name])
+            if name in head_logits:
+                self.sow(HEAD_LOGITS, name, head_logits[name])
         weights = self.param(HEAD_WEIGHTS, nn.initializers.ones, (len(cfg.heads),), jnp.float32)
         return sum(
             w * jax.nn.log_softmax(head_logits[name])
             for w, name in zip(weights, cfg.heads, strict=True)
+            if name in head_logits
         )
 
 

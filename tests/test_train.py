@@ -191,7 +191,13 @@ def test_a_model_with_two_heads_trains_each_on_its_own_loss():
     import optax
 
     model = seqclf.build_classifier(
-        vocab_size=40, hidden_size=6, embed_dropout=0.0, ngram_buckets=31, ngram_dim=4
+        vocab_size=40,
+        hidden_size=6,
+        embed_dropout=0.0,
+        dropout=0.0,
+        ngram_buckets=31,
+        ngram_dim=4,
+        nb_buckets=0,
     )
     rng = np.random.default_rng(0)
     batch = {
@@ -310,3 +316,20 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
     saved = store.restore_params(store.latest_step())
     np.testing.assert_array_equal(np.asarray(saved["head_weights"]), fitted)
     store.close()
+
+
+def test_a_training_step_leaves_the_fitted_nbsvm_head_out():
+    model = seqclf.build_classifier(vocab_size=40, hidden_size=6, nb_buckets=61)
+    tokens, lengths = np.full((2, 5), 7, np.int32), np.array([5, 3], np.int32)
+    params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
+    _, evaluating = model.apply({"params": params}, tokens, lengths, mutable=["head_logits"])
+    _, training = model.apply(
+        {"params": params},
+        tokens,
+        lengths,
+        train=True,
+        rngs={"dropout": jax.random.PRNGKey(1)},
+        mutable=["head_logits"],
+    )
+    assert set(evaluating["head_logits"]) == {"recurrent_head", "nbsvm_head"}
+    assert set(training["head_logits"]) == {"recurrent_head"}

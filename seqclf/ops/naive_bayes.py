@@ -97,8 +97,9 @@ def ngram_token_weights(token_weights: jax.Array, max_n: int) -> jax.Array:
     With every weight at α this is α^n: scaling all tokens from 0 to 1 fades each n-gram in.
     """
     out, running = [], jnp.ones_like(token_weights)
+    steps = token_weights.shape[1]
     for n in range(max_n):
-        previous = jnp.pad(token_weights[:, : token_weights.shape[1] - n], ((0, 0), (n, 0)))
+        previous = jnp.pad(token_weights, ((0, 0), (n, 0)))[:, :steps]  # w[t - n], 0 before 0
         running = running * previous
         out.append(running)
     return jnp.stack(out, axis=-1)
