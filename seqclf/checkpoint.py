@@ -46,6 +46,7 @@ from orbax.checkpoint import checkpoint_managers as policies
 FORMAT = "seqclf-checkpoint-1"
 CHECKPOINTS_SUBDIR = "checkpoints"
 DELETED_SUBDIR = "deleted"  # superseded steps are renamed here, then removed
+_LIST_ATTEMPTS = 5  # a reader lists the steps again this often when one vanishes meanwhile
 
 
 class CheckpointError(ValueError):
@@ -114,7 +115,15 @@ class CheckpointStore:
             # renamed folder ourselves (an interrupted removal there is harmless).
             todelete_subdir=None if not create else DELETED_SUBDIR,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        for attempt in range(_LIST_ATTEMPTS):
+            try:
+                self.manager = ocp.CheckpointManager(self.directory, options=options)
+                break
+            except FileNotFoundError:
+                # A reader lists the steps, then reads each one's details: a run training there
+                # may remove a superseded step in between. List again.
+                if create or attempt == _LIST_ATTEMPTS - 1:
+                    raise
 
     def save(
         self,

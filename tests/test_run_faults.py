@@ -356,6 +356,30 @@ def test_a_full_disk_during_a_save_gives_one_line_and_the_resume_command(
     assert steps_in(out)[-1] == 2 * STEPS_PER_EPOCH
 
 
+def test_a_full_disk_while_writing_the_metrics_is_repaired_by_resume(
+    data, tmp_path, capfd, monkeypatch
+):
+    from seqclf import train as train_module
+
+    def full(history, output_dir):
+        raise OSError(errno.ENOSPC, "No space left on device", "metrics.jsonl.tmp")
+
+    out = tmp_path / "run"
+    args = train_args(data, out, "--epochs", "1")
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "_write_logs", full)
+        assert main(args) == 2
+    err = one_error_line(capfd.readouterr().err)
+    assert err == (
+        f"seqclf train: error: no space left on {mount_point(out)} while writing metrics.jsonl "
+        f"and the curves; the last checkpoint, step {STEPS_PER_EPOCH}, is intact; free space "
+        f"and run {resume_command('seqclf', args)}"
+    )
+    assert main([*args, "--resume"]) == 0  # finished: the logs are rewritten from the checkpoint
+    assert "is already finished" in capfd.readouterr().out
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Row 9: an exploding loss
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +421,7 @@ sys.exit(main(sys.argv[1:]))
 def test_reading_a_run_that_saves_every_step_never_reports_damage(data, tmp_path, capfd):
     out = tmp_path / "run"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    args = train_args(data, out, "--save-every", "1", "--epochs", "3")
+    args = train_args(data, out, "--save-every", "1")
     trainer = subprocess.Popen(
         [sys.executable, "-c", SLOW_STEPS, *args], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
