@@ -315,6 +315,11 @@ class CheckpointStore:
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:
+            if self._listed_now():  # there are steps now: the one listed was replaced meanwhile
+                raise CheckpointSuperseded(
+                    f"the checkpoints in {self.directory} changed while being listed: the run "
+                    "saving there replaced them with newer ones"
+                )
             raise CheckpointError(f"no complete checkpoint in {self.directory}")
         if step not in self.all_steps():
             raise CheckpointError(
