@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,9 +157,8 @@ class CheckpointStore:
             if not _is_disk_full(err):
                 raise
             with _orbax_logs_held(), contextlib.suppress(Exception):
-                self.manager.wait_until_finished()  # writes still in flight would recreate it
-            for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
-                shutil.rmtree(partial, ignore_errors=True)  # give back what it took
+                self.manager.wait_until_finished()
+            self._remove_partial(step)  # give back the space it took
             device = mount_point(self.directory)
             kept = (
                 f"the last checkpoint, step {last}, is intact"
@@ -172,6 +172,18 @@ class CheckpointStore:
                 device,
             ) from None
         shutil.rmtree(self.directory / DELETED_SUBDIR, ignore_errors=True)
+
+    def _remove_partial(self, step: int, seconds: float = 2.0) -> None:
+        """Remove the temporary folder of a failed save of ``step``. orbax's writer threads may
+        still be finishing writes into it after the failure surfaced (recreating files as it is
+        removed), so remove until it stays gone, for at most ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while partial := list(self.directory.glob(f"{step}.orbax-checkpoint-tmp*")):
+            for folder in partial:
+                shutil.rmtree(folder, ignore_errors=True)
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)  # then look again: gone for good, or recreated meanwhile
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
