@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from orbax.checkpoint import checkpoint_managers as policies
 FORMAT = "seqclf-checkpoint-1"
 CHECKPOINTS_SUBDIR = "checkpoints"
 DELETED_SUBDIR = "deleted"  # superseded steps are renamed here, then removed
+_LIST_ATTEMPTS = 5  # a reader lists the steps again this often when one vanishes meanwhile
 
 
 class CheckpointError(ValueError):
@@ -114,7 +116,15 @@ class CheckpointStore:
             # renamed folder ourselves (an interrupted removal there is harmless).
             todelete_subdir=None if not create else DELETED_SUBDIR,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        for attempt in range(_LIST_ATTEMPTS):
+            try:
+                self.manager = ocp.CheckpointManager(self.directory, options=options)
+                break
+            except FileNotFoundError:
+                # A reader lists the steps, then reads each one's details: a run training there
+                # may remove a superseded step in between. List again.
+                if create or attempt == _LIST_ATTEMPTS - 1:
+                    raise
 
     def save(
         self,
@@ -147,9 +157,8 @@ class CheckpointStore:
             if not _is_disk_full(err):
                 raise
             with _orbax_logs_held(), contextlib.suppress(Exception):
-                self.manager.wait_until_finished()  # writes still in flight would recreate it
-            for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
-                shutil.rmtree(partial, ignore_errors=True)  # give back what it took
+                self.manager.wait_until_finished()
+            self._remove_partial(step)  # give back the space it took
             device = mount_point(self.directory)
             kept = (
                 f"the last checkpoint, step {last}, is intact"
@@ -163,6 +172,18 @@ class CheckpointStore:
                 device,
             ) from None
         shutil.rmtree(self.directory / DELETED_SUBDIR, ignore_errors=True)
+
+    def _remove_partial(self, step: int, seconds: float = 2.0) -> None:
+        """Remove the temporary folder of a failed save of ``step``. orbax's writer threads may
+        still be finishing writes into it after the failure surfaced (recreating files as it is
+        removed), so remove until it stays gone, for at most ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while partial := list(self.directory.glob(f"{step}.orbax-checkpoint-tmp*")):
+            for folder in partial:
+                shutil.rmtree(folder, ignore_errors=True)
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)  # then look again: gone for good, or recreated meanwhile
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -306,6 +327,11 @@ class CheckpointStore:
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:
+            if self._listed_now():  # there are steps now: the one listed was replaced meanwhile
+                raise CheckpointSuperseded(
+                    f"the checkpoints in {self.directory} changed while being listed: the run "
+                    "saving there replaced them with newer ones"
+                )
             raise CheckpointError(f"no complete checkpoint in {self.directory}")
         if step not in self.all_steps():
             raise CheckpointError(

@@ -8,6 +8,7 @@ with the step number, so a resumed run draws exactly the keys an uninterrupted o
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from flax import struct
 from flax.training import train_state
 from tqdm.auto import tqdm
 
-from seqclf.checkpoint import DiskFullError
+from seqclf.checkpoint import DiskFullError, mount_point
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
 from seqclf.head_weights import fit_head_weights, weighted_log_probs
@@ -1149,7 +1150,21 @@ def fit(
                 save(state, val["accuracy"])
             except TrainingDiverged as err:
                 raise diverged(err) from err
-            _write_logs(history, output_dir)
+            try:
+                _write_logs(history, output_dir)
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                last = store.latest_step() if store is not None else None  # --resume
+                kept = f"the last checkpoint, step {last}, is intact" if last else "no checkpoint"
+                raise DiskFullError(  # rewrites the logs from the checkpoint
+                    f"no space left on {mount_point(output_dir)} while writing metrics.jsonl "
+                    f"and the curves; {kept}; free space and run "
+                    f"{resume_hint or 'it again with resume=True'}",
+                    int(state.step),
+                    last,
+                    mount_point(output_dir),
+                ) from None
             tqdm.write(
                 f"epoch {epoch + 1}: "
                 + ", ".join(

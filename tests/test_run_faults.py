@@ -280,24 +280,32 @@ def test_resume_repairs_the_metrics_and_curves_and_says_a_finished_run_is_finish
 # Row 7: a second Ctrl-C while the first step compiles
 # ---------------------------------------------------------------------------------------------
 
-# Sends itself two SIGINTs 0.3 s apart once the first training step starts compiling.
+# Sends itself two SIGINTs 0.05 s apart as soon as XLA starts compiling the first training step
+# (jax's backend_compile_and_load, the call into XLA, is wrapped once the step is first called).
 TWO_CTRL_C = """
 import os, signal, sys, threading, time
+from jax._src import compiler
 from seqclf import train
 from seqclf.cli import main
 
-real_step = train.train_step
+real_step, real_compile = train.train_step, compiler.backend_compile_and_load
+
+def press():
+    for _ in range(2):
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+def compile_pressed(*args, **kwargs):
+    compiler.backend_compile_and_load = real_compile
+    threading.Thread(target=press).start()
+    executable = real_compile(*args, **kwargs)
+    print("compiled", flush=True)
+    return executable
 
 def step(state, batch):
     if train.train_step is step:
         train.train_step = real_step
-
-        def press():
-            for _ in range(2):
-                time.sleep(0.3)
-                os.kill(os.getpid(), signal.SIGINT)
-
-        threading.Thread(target=press).start()
+        compiler.backend_compile_and_load = compile_pressed
     return real_step(state, batch)
 
 train.train_step = step
@@ -315,6 +323,7 @@ def test_a_second_ctrl_c_while_compiling_exits_130_with_the_resume_command(data,
     )  # fmt: skip
     assert run.returncode == 130, (run.returncode, run.stdout, run.stderr)
     assert "SIGINT received: finishing the current step, then stopping." in run.stdout
+    assert "compiled" not in run.stdout  # it ended during XLA's compilation, not after it
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("seqclf train: interrupted; the checkpoints already saved are intact")
     assert last.endswith(f"Resume with: {resume_command('seqclf', train_args(data, out))}")
@@ -354,6 +363,30 @@ def test_a_full_disk_during_a_save_gives_one_line_and_the_resume_command(
     monkeypatch.setattr(async_path, "write_text", real_write)
     assert main([*args, "--resume"]) == 0
     assert steps_in(out)[-1] == 2 * STEPS_PER_EPOCH
+
+
+def test_a_full_disk_while_writing_the_metrics_is_repaired_by_resume(
+    data, tmp_path, capfd, monkeypatch
+):
+    from seqclf import train as train_module
+
+    def full(history, output_dir):
+        raise OSError(errno.ENOSPC, "No space left on device", "metrics.jsonl.tmp")
+
+    out = tmp_path / "run"
+    args = train_args(data, out, "--epochs", "1")
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "_write_logs", full)
+        assert main(args) == 2
+    err = one_error_line(capfd.readouterr().err)
+    assert err == (
+        f"seqclf train: error: no space left on {mount_point(out)} while writing metrics.jsonl "
+        f"and the curves; the last checkpoint, step {STEPS_PER_EPOCH}, is intact; free space "
+        f"and run {resume_command('seqclf', args)}"
+    )
+    assert main([*args, "--resume"]) == 0  # finished: the logs are rewritten from the checkpoint
+    assert "is already finished" in capfd.readouterr().out
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +430,7 @@ sys.exit(main(sys.argv[1:]))
 def test_reading_a_run_that_saves_every_step_never_reports_damage(data, tmp_path, capfd):
     out = tmp_path / "run"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    args = train_args(data, out, "--save-every", "1", "--epochs", "3")
+    args = train_args(data, out, "--save-every", "1")
     trainer = subprocess.Popen(
         [sys.executable, "-c", SLOW_STEPS, *args], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
