@@ -20,6 +20,11 @@ from typing import Any
 # public name -> the module that defines it
 _EXPORTS = {
     "CheckpointError": "seqclf.checkpoint",
+    "CheckpointSuperseded": "seqclf.checkpoint",
+    "DiskFullError": "seqclf.checkpoint",
+    "RunInUseError": "seqclf.run_lock",
+    "run_lock": "seqclf.run_lock",
+    "LossWatch": "seqclf.train",
     "CheckpointStore": "seqclf.checkpoint",
     "MicroBatcher": "seqclf.batcher",
     "keep_freed_memory": "seqclf.cpu_allocator",
