@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -235,6 +237,22 @@ def run_stamp(argv: Sequence[str], seqclf_args: Sequence[str], note: str) -> dic
     }
 
 
+def save_stamp(stamp: dict, path: Path) -> None:
+    """The stamp as JSON (``run.json``), so that a stopped run can still be rendered."""
+    path.write_text(json.dumps({**stamp, "started": stamp["started"].isoformat()}, indent=1))
+
+
+def load_stamp(path: Path) -> dict:
+    stamp = json.loads(path.read_text())
+    return {**stamp, "started": datetime.datetime.fromisoformat(stamp["started"])}
+
+
+def read_rows(path: Path) -> list[dict]:
+    """accuracy.csv back into rows (``fold`` as int, the other fields as the CSV has them)."""
+    with path.open(newline="") as f:
+        return [{**r, "fold": int(r["fold"])} for r in csv.DictReader(f)]
+
+
 def progress_line(row: dict, num_splits: int) -> str:
     where = f"[{row['set']} fold {row['fold'] + 1}/{num_splits}]"
     if row["error"]:
@@ -245,10 +263,14 @@ def progress_line(row: dict, num_splits: int) -> str:
     return f"{where} {row['method']}: {row['accuracy']:.4f} of {row['n_test']}{times}"
 
 
-def write_outputs(rows: Sequence[dict], out: Path, stamp: dict) -> str:
-    """accuracy.md and accuracy.png in ``out``; returns the tables and targets as printed."""
+def write_outputs(
+    rows: Sequence[dict], out: Path, stamp: dict, finished: datetime.datetime | None = None
+) -> str:
+    """accuracy.md and accuracy.png in ``out``; returns the tables and targets as printed.
+
+    ``finished``: when the last row was measured (default: now)."""
     summaries = summarize(rows)
-    finished = datetime.datetime.now(datetime.timezone.utc)
+    finished = finished or datetime.datetime.now(datetime.timezone.utc)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     train_cmd = "seqclf train --train FOLD_TRAIN.csv --output-dir DIR"
     if stamp["seqclf_args"]:
@@ -293,3 +315,12 @@ def write_outputs(rows: Sequence[dict], out: Path, stamp: dict) -> str:
         )
         write_plot(summaries, out / "accuracy.png", title)
     return "\n".join([body, "", "Targets:", *target_lines, *errors])
+
+
+if __name__ == "__main__":  # python benchmarks/accuracy_report.py DIR: render DIR's CSV again
+    import sys
+
+    directory = Path(sys.argv[1])
+    table = directory / "accuracy.csv"
+    mtime = datetime.datetime.fromtimestamp(table.stat().st_mtime, datetime.timezone.utc)
+    print(write_outputs(read_rows(table), directory, load_stamp(directory / "run.json"), mtime))
