@@ -268,10 +268,13 @@ def write_outputs(
 ) -> str:
     """accuracy.md and accuracy.png in ``out``; returns the tables and targets as printed.
 
-    ``finished``: when the last row was measured (default: now)."""
+    ``finished``: when the last row was measured; None: now, the end of the run."""
     summaries = summarize(rows)
-    finished = finished or datetime.datetime.now(datetime.timezone.utc)
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = ""
+    if finished is None:
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        if hasattr(os, "getloadavg"):
+            load = f", {os.getloadavg()[0]:.1f} at the end"
     train_cmd = "seqclf train --train FOLD_TRAIN.csv --output-dir DIR"
     if stamp["seqclf_args"]:
         train_cmd += " " + shlex.join(stamp["seqclf_args"]) + "  (NOT the defaults: experiment)"
@@ -285,13 +288,15 @@ def write_outputs(
         "# Accuracy suite",
         "",
         f"- command: `{stamp['command']}`",
-        f"- seqclf ran as: `{train_cmd}`, then `seqclf.load(DIR).predict(held-out texts)`",
         f"- date: {stamp['started']:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC "
         f"({(finished - stamp['started']).total_seconds() / 60:.1f} min)",
-        f"- machine: {stamp['machine']}; load average {stamp['load_start']:.1f} at the start, "
-        f"{load_end:.1f} at the end",
+        f"- machine: {stamp['machine']}; load average {stamp['load_start']:.1f} at the start{load}",
         f"- versions: {libs}",
     ]
+    if any(r["method"] == "seqclf" for r in rows):
+        md.append(
+            f"- seqclf ran as: `{train_cmd}`, then `seqclf.load(DIR).predict(held-out texts)`"
+        )
     if stamp["note"]:
         md.append(f"- note: {stamp['note']}")
     md += [
