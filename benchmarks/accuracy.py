@@ -407,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "seqclf" in methods:
         logs.mkdir(exist_ok=True)
     started = accuracy_report.run_stamp(argv, extra, args.note)
+    accuracy_report.save_stamp(started, args.out / "run.json")
     rows: list[dict] = []
     with (args.out / "accuracy.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -235,6 +237,22 @@ def run_stamp(argv: Sequence[str], seqclf_args: Sequence[str], note: str) -> dic
     }
 
 
+def save_stamp(stamp: dict, path: Path) -> None:
+    """The stamp as JSON (``run.json``), so that a stopped run can still be rendered."""
+    path.write_text(json.dumps({**stamp, "started": stamp["started"].isoformat()}, indent=1))
+
+
+def load_stamp(path: Path) -> dict:
+    stamp = json.loads(path.read_text())
+    return {**stamp, "started": datetime.datetime.fromisoformat(stamp["started"])}
+
+
+def read_rows(path: Path) -> list[dict]:
+    """accuracy.csv back into rows (``fold`` as int, the other fields as the CSV has them)."""
+    with path.open(newline="") as f:
+        return [{**r, "fold": int(r["fold"])} for r in csv.DictReader(f)]
+
+
 def progress_line(row: dict, num_splits: int) -> str:
     where = f"[{row['set']} fold {row['fold'] + 1}/{num_splits}]"
     if row["error"]:
@@ -245,11 +263,18 @@ def progress_line(row: dict, num_splits: int) -> str:
     return f"{where} {row['method']}: {row['accuracy']:.4f} of {row['n_test']}{times}"
 
 
-def write_outputs(rows: Sequence[dict], out: Path, stamp: dict) -> str:
-    """accuracy.md and accuracy.png in ``out``; returns the tables and targets as printed."""
+def write_outputs(
+    rows: Sequence[dict], out: Path, stamp: dict, finished: datetime.datetime | None = None
+) -> str:
+    """accuracy.md and accuracy.png in ``out``; returns the tables and targets as printed.
+
+    ``finished``: when the last row was measured; None: now, the end of the run."""
     summaries = summarize(rows)
-    finished = datetime.datetime.now(datetime.timezone.utc)
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = ""
+    if finished is None:
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        if hasattr(os, "getloadavg"):
+            load = f", {os.getloadavg()[0]:.1f} at the end"
     train_cmd = "seqclf train --train FOLD_TRAIN.csv --output-dir DIR"
     if stamp["seqclf_args"]:
         train_cmd += " " + shlex.join(stamp["seqclf_args"]) + "  (NOT the defaults: experiment)"
@@ -263,13 +288,15 @@ def write_outputs(rows: Sequence[dict], out: Path, stamp: dict) -> str:
         "# Accuracy suite",
         "",
         f"- command: `{stamp['command']}`",
-        f"- seqclf ran as: `{train_cmd}`, then `seqclf.load(DIR).predict(held-out texts)`",
         f"- date: {stamp['started']:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC "
         f"({(finished - stamp['started']).total_seconds() / 60:.1f} min)",
-        f"- machine: {stamp['machine']}; load average {stamp['load_start']:.1f} at the start, "
-        f"{load_end:.1f} at the end",
+        f"- machine: {stamp['machine']}; load average {stamp['load_start']:.1f} at the start{load}",
         f"- versions: {libs}",
     ]
+    if any(r["method"] == "seqclf" for r in rows):
+        md.append(
+            f"- seqclf ran as: `{train_cmd}`, then `seqclf.load(DIR).predict(held-out texts)`"
+        )
     if stamp["note"]:
         md.append(f"- note: {stamp['note']}")
     md += [
@@ -293,3 +320,12 @@ def write_outputs(rows: Sequence[dict], out: Path, stamp: dict) -> str:
         )
         write_plot(summaries, out / "accuracy.png", title)
     return "\n".join([body, "", "Targets:", *target_lines, *errors])
+
+
+if __name__ == "__main__":  # python benchmarks/accuracy_report.py DIR: render DIR's CSV again
+    import sys
+
+    directory = Path(sys.argv[1])
+    table = directory / "accuracy.csv"
+    mtime = datetime.datetime.fromtimestamp(table.stat().st_mtime, datetime.timezone.utc)
+    print(write_outputs(read_rows(table), directory, load_stamp(directory / "run.json"), mtime))
