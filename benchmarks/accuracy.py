@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import os
 import shlex
 import subprocess
@@ -246,46 +245,16 @@ def train_seqclf(split: Split, workdir: Path, extra: Sequence[str], log: Path) -
 
 
 def head_probabilities(predictor, texts: list[str]) -> dict[str, np.ndarray]:
-    """(N, C) probabilities of each head alone, for a checkpoint with several heads; else {}.
-
-    Uses ``predictor.predict_proba(texts, head=NAME)`` when the Predictor offers it (with the
-    names in ``predictor.heads``), else the heads' logits that the model sows
-    (``seqclf.model.HEAD_LOGITS``). Anything missing: {} (the suite goes on without them).
-    """
+    """(N, C) probabilities of each head alone (``predictor.predict_proba(texts, head=NAME)``
+    for each name in ``predictor.heads``), for a checkpoint with several heads; else {}."""
+    names = list(getattr(predictor, "heads", ()))
+    if len(names) < 2:
+        return {}
     try:
-        if "head" in inspect.signature(predictor.predict_proba).parameters:
-            names = list(getattr(predictor, "heads", ()))
-            return {name: predictor.predict_proba(texts, head=name) for name in names}
-        return _sown_head_probabilities(predictor, texts)
+        return {name: predictor.predict_proba(texts, head=name) for name in names}
     except Exception as err:  # an optional extra: never lose the run over it
         print(f"  (per-head accuracy skipped: {type(err).__name__}: {err})", flush=True)
         return {}
-
-
-def _sown_head_probabilities(predictor, texts: list[str]) -> dict[str, np.ndarray]:
-    import jax
-    import jax.numpy as jnp
-
-    from seqclf.model import HEAD_LOGITS, build_classifier
-
-    model = build_classifier(predictor.config)
-    one = (jnp.ones((1, 4), jnp.int32), jnp.full((1,), 4, jnp.int32))
-    _, sown = model.apply({"params": predictor._params}, *one, mutable=[HEAD_LOGITS])
-    names = sorted(sown.get(HEAD_LOGITS, {}))
-    if len(names) < 2:
-        return {}
-
-    @jax.jit
-    def per_head(params, tokens, lengths):  # (B, heads, C) probabilities
-        _, sown = model.apply({"params": params}, tokens, lengths, mutable=[HEAD_LOGITS])
-        return jnp.stack([jax.nn.softmax(sown[HEAD_LOGITS][k][0]) for k in names], 1)
-
-    forward, predictor._forward = predictor._forward, per_head
-    try:
-        probs = predictor.predict_proba(texts)  # (N, heads, C)
-    finally:
-        predictor._forward = forward
-    return {name: probs[:, i] for i, name in enumerate(names)}
 
 
 def run_seqclf(

@@ -103,6 +103,11 @@ class Predictor:
 
         self._integrated_gradients = integrated_gradients_fn(config)  # compiled on first use
 
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The model's output heads (``predict_proba(..., head=NAME)`` gives one alone)."""
+        return self.config.heads
+
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None, head: str | None = None
     ) -> Iterator[np.ndarray]:
