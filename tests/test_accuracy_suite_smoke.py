@@ -191,7 +191,13 @@ def test_accuracy_suite_smoke(tmp_path):
     with (out / "accuracy.csv").open() as f:
         rows = list(csv.DictReader(f))
     names = [Path(s).stem for s in sets]
-    methods = ["seqclf", "seqclf/ngram_head", "seqclf/recurrent_head", *baselines.BASELINES]
+    methods = [
+        "seqclf",
+        "seqclf/nbsvm_head",  # the default head beside the CNN-LSTM
+        "seqclf/ngram_head",
+        "seqclf/recurrent_head",
+        *baselines.BASELINES,
+    ]
     assert sorted((r["set"], r["method"]) for r in rows) == sorted(
         (s, m) for s in names for m in methods
     )

@@ -71,7 +71,7 @@ def test_imdb_accuracy_smoke(tmp_path):
     assert 0 <= float(row["test_accuracy"]) <= 1
     assert row["epochs_run"] == "2" and json.loads(row["training"])["ngram_learning_rate"] == 0.05
     heads = json.loads(row["head_test_accuracy"])
-    assert sorted(heads) == ["ngram_head", "recurrent_head"]
+    assert sorted(heads) == ["nbsvm_head", "ngram_head", "recurrent_head"]  # + the default NBSVM
     assert all(0 <= v <= 1 for v in heads.values())
 
 
