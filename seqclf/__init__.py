@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -66,7 +66,130 @@ _EXPORTS = {
 }
 _SUBMODULES = ("exported", "ops", "presets", "recipe")
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the API docs
+    from seqclf import exported, ops, presets, recipe
+    from seqclf.batcher import (
+        MicroBatcher,
+    )
+    from seqclf.checkpoint import (
+        CheckpointError,
+        CheckpointStore,
+        CheckpointSuperseded,
+        DiskFullError,
+    )
+    from seqclf.cpu_allocator import (
+        keep_freed_memory,
+    )
+    from seqclf.data import (
+        LabelWarning,
+        TextDataset,
+        Vocabulary,
+        batches,
+        load_any,
+        load_folder,
+        load_table,
+        load_tfds,
+        read_texts,
+        train_validation_split,
+    )
+    from seqclf.experiment import (
+        TrainingRun,
+        train_text_classifier,
+    )
+    from seqclf.explain import (
+        Explanation,
+        explanation_html,
+    )
+    from seqclf.layers import (
+        Conv1D,
+        MaxPooling1D,
+        Recurrent,
+    )
+    from seqclf.model import (
+        ClassifierConfig,
+        SequenceClassifier,
+        build_classifier,
+    )
+    from seqclf.predict import (
+        EmptyTextWarning,
+        Predictor,
+        load,
+    )
+    from seqclf.recipe import (
+        SettingWarning,
+    )
+    from seqclf.report import (
+        EvaluationReport,
+        evaluation_report,
+    )
+    from seqclf.run_lock import (
+        RunInUseError,
+        run_lock,
+    )
+    from seqclf.train import (
+        FitResult,
+        LossWatch,
+        TrainConfig,
+        TrainingDiverged,
+        TrainState,
+        create_train_state,
+        eval_step,
+        evaluate,
+        fit,
+        train_step,
+    )
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointStore",
+    "CheckpointSuperseded",
+    "ClassifierConfig",
+    "Conv1D",
+    "DiskFullError",
+    "EmptyTextWarning",
+    "EvaluationReport",
+    "Explanation",
+    "FitResult",
+    "LabelWarning",
+    "LossWatch",
+    "MaxPooling1D",
+    "MicroBatcher",
+    "Predictor",
+    "Recurrent",
+    "RunInUseError",
+    "SequenceClassifier",
+    "SettingWarning",
+    "TextDataset",
+    "TrainConfig",
+    "TrainState",
+    "TrainingDiverged",
+    "TrainingRun",
+    "Vocabulary",
+    "batches",
+    "build_classifier",
+    "create_train_state",
+    "eval_step",
+    "evaluate",
+    "evaluation_report",
+    "explanation_html",
+    "exported",
+    "fit",
+    "keep_freed_memory",
+    "load",
+    "load_any",
+    "load_folder",
+    "load_table",
+    "load_tfds",
+    "ops",
+    "presets",
+    "read_texts",
+    "recipe",
+    "run_lock",
+    "train_step",
+    "train_text_classifier",
+    "train_validation_split",
+]
+assert set(__all__) == {*_EXPORTS, *_SUBMODULES}  # one list for both
 __version__ = "0.1.0"
 
 
