@@ -308,11 +308,13 @@ def test_test_labels_are_checked_before_training_and_a_late_failure_names_the_mo
     assert err.endswith(f"{test}: line 3: label 'neutral' is not one of the classes ['neg', 'pos']")
     assert not (out / "checkpoints").exists()  # nothing was trained
 
-    def fail(self, dataset, batch_size=None):
+    def fail(predictor, dataset, *args, **kwargs):
         raise ValueError("something went wrong")
 
+    import seqclf.report  # what seqclf train --test evaluates with
+
     test.write_text("text,label\ngood,pos\nbad,neg\n", "utf-8")
-    monkeypatch.setattr(seqclf.Predictor, "evaluate", fail)
+    monkeypatch.setattr(seqclf.report, "evaluation_report", fail)
     err = cli_error(capsys, ["train", "--train", data, "--test", test, "--output-dir", out, *TINY])
     assert f"the model was saved to {out} (best checkpoint: step " in err
     assert err.endswith("but evaluating --test failed: something went wrong")

@@ -130,10 +130,12 @@ def unseen_label(c: Case) -> None:
 def late_test_failure(c: Case) -> None:
     c.write("test.csv", "text,label\ngood,pos\nbad,neg\n")
 
-    def fail(self, dataset, batch_size=None):
+    def fail(predictor, dataset, *args, **kwargs):
         raise ValueError("a failure")
 
-    c.monkeypatch.setattr(seqclf.Predictor, "evaluate", fail)
+    import seqclf.report  # what seqclf train --test evaluates with
+
+    c.monkeypatch.setattr(seqclf.report, "evaluation_report", fail)
     c.cli("train", "--train", c.reviews(), "--test", "test.csv", "--output-dir", "run", *TINY)
 
 
