@@ -180,7 +180,7 @@ def run_seqclf(data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = F
         pool_size=POOL,
         hidden_size=cfg.hidden,
     )
-    options = {"num_buckets": 1} if fixed else {}
+    options = {"num_buckets": 1 if fixed else 4}  # 4: seqclf's default before it was data-driven
     if lazy:
         options["lazy_embedding"] = True
     config = TrainConfig(

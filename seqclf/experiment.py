@@ -141,10 +141,21 @@ def train_text_classifier(
                 f"{store.directory} was trained on classes {classes}, this data has {train.classes}"
             )
         saved_train = TrainConfig.from_dict(saved["train_config"])
-        if saved_train != train_config:
-            epochs = train_config.epochs or saved_train.epochs
-            train_config = dataclasses.replace(saved_train, epochs=epochs)
-            tqdm.write("Resuming with the saved training settings (only --epochs may change).")
+        # Settings given now (None: "from the data", nothing given) that differ from the run's.
+        differ = [
+            f.name
+            for f in dataclasses.fields(TrainConfig)
+            if f.name != "epochs"
+            and getattr(train_config, f.name) is not None
+            and getattr(train_config, f.name) != getattr(saved_train, f.name)
+        ]
+        epochs = train_config.epochs or saved_train.epochs
+        train_config = dataclasses.replace(saved_train, epochs=epochs)
+        if differ:
+            tqdm.write(
+                f"Resuming with the saved training settings (only --epochs may change; "
+                f"given now and not used: {', '.join(differ)})."
+            )
     else:
         max_words = train_config.max_words or MAX_VOCABULARY + 2
         train_config = dataclasses.replace(train_config, max_words=max_words)

@@ -1033,7 +1033,9 @@ def fit(
         )
 
     num_classes = int(max(np.max(train_labels), np.max(valid_labels))) + 1
-    watch = LossWatch(num_classes, heads=len(state.params.get(HEAD_WEIGHTS, [0])))
+    # The heads whose losses a training step sums: all but the fitted NBSVM head.
+    trained_heads = len(state.params.get(HEAD_WEIGHTS, [0])) - (NB_HEAD in state.params)
+    watch = LossWatch(num_classes, heads=max(trained_heads, 1))
 
     def save(current: TrainState, val_accuracy: float | None) -> None:
         if store is None:

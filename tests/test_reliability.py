@@ -349,8 +349,9 @@ def test_a_batch_larger_than_the_data_warns_and_trains_on_all_of_it(monkeypatch)
     monkeypatch.setattr(train_module, "create_train_state", create_train_state)
     ids = [np.array([2, 3, 4])] * 30
     labels = np.array([0, 1] * 15)
-    config = seqclf.TrainConfig(batch_size=512, epochs=3, max_len=8)
-    with pytest.warns(UserWarning, match=r"batch_size 512 is larger than the training set "
+    # 200 > 30 rows (but not 10x more: that is clamped, tests/test_recipe.py)
+    config = seqclf.TrainConfig(batch_size=200, epochs=3, max_len=8)
+    with pytest.warns(UserWarning, match=r"batch_size 200 is larger than the training set "
                       r"\(30 examples\): every step uses all 30 of them"):  # fmt: skip
         with pytest.raises(Stop):
             seqclf.fit(None, (ids, labels), (ids, labels), config, progress=False)
