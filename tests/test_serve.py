@@ -334,7 +334,10 @@ def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
         explain_status, explained = predict(live.port, texts[:5], explain=True)
         _, _, model = call(live.port, "GET", "/v1/model")
         _, _, health = call(live.port, "GET", "/healthz")
-    assert compiled == explain_compiled == len(predictor.buckets)
+    assert compiled == len(predictor.buckets)
+    # The integrated-gradients function is shared by every predictor of one model configuration
+    # in a process, so other tests may have compiled more shapes of it already.
+    assert explain_compiled >= len(predictor.buckets)
     assert predictor._forward._cache_size() == compiled  # no request compiled anything
     assert predictor._integrated_gradients._cache_size() == explain_compiled
 
