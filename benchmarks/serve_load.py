@@ -68,6 +68,8 @@ COLUMNS = [
     "texts_per_call",
     "note",
 ]
+# serve_load.md's table: the CSV's columns without the raw text count and duration.
+TABLE_COLUMNS = [c for c in COLUMNS if c not in ("texts", "seconds")]
 MODES = {"batching": [], "no-batching": ["--no-batching"]}
 
 
@@ -543,25 +545,7 @@ def write_markdown(path: Path, rows, rss, soak_row, header: list[str], notes: li
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(
-            "| "
-            + " | ".join(
-                str(r.get(k, ""))
-                for k in (
-                    "mode",
-                    "clients",
-                    "requests",
-                    "errors",
-                    "texts_per_s",
-                    "p50_ms",
-                    "p95_ms",
-                    "p99_ms",
-                    "texts_per_call",
-                    "note",
-                )
-            )
-            + " |"
-        )
+        lines.append("| " + " | ".join(str(r.get(k, "")) for k in TABLE_COLUMNS) + " |")
     lines += ["", "Targets (issue 19):", "", *targets(rows, rss, soak_row), "", *notes, ""]
     path.write_text("\n".join(lines))
 
