@@ -130,7 +130,7 @@ def prepare_data(args: argparse.Namespace, directory: Path) -> dict[str, Path]:
     started = time.perf_counter()
     train = seqclf.load_tfds(split="train" + cut, data_dir=args.data_dir)
     test = seqclf.load_tfds(split="test" + cut, data_dir=args.data_dir)
-    vocab = seqclf.Vocabulary.build(train.texts, max_words=VOCAB)
+    vocab = seqclf.Vocabulary.build(train.texts, vocab_size=VOCAB)
     train_ids, test_ids = vocab.encode_batch(train.texts), vocab.encode_batch(test.texts)
     paths = {}
     for name in args.configs:

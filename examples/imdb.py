@@ -24,14 +24,17 @@ from seqclf.cli import (
     EXIT_INTERRUPTED,
     add_distributed_options,
     add_model_options,
+    add_text_options,
     add_training_options,
     defaults_from_recipe,
     join_cluster,
     model_options_from,
     quiet_libraries,
     resume_command,
+    text_config_from,
     train_config_from,
 )
+from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.train import FINISHED, TrainConfig
 
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-split", default="train", help="TFDS split to train on")
     parser.add_argument("--test-split", default="test", help="TFDS split for the final report")
     add_model_options(parser, ClassifierConfig())
+    add_text_options(parser, TextConfig())
     add_training_options(parser, TrainConfig())
     defaults_from_recipe(parser)
     add_distributed_options(parser)
@@ -112,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         train,
         args.output_dir,
         model_options=model_options_from(args),
+        text_config=text_config_from(args),
         train_config=train_config_from(args),
         resume=args.resume,
         progress=not args.no_progress,

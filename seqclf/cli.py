@@ -16,11 +16,13 @@ from seqclf.cli_options import (  # noqa: F401 (the names examples/imdb.py impor
     add_data_options,
     add_distributed_options,
     add_model_options,
+    add_text_options,
     add_training_options,
     check_options,
     defaults_from_recipe,
     join_cluster,
     model_options_from,
+    text_config_from,
     train_config_from,
 )
 from seqclf.commands import evaluate, explain, export, predict, serve, train

@@ -1,12 +1,14 @@
 """Command-line options generated from the configuration dataclasses, so they cannot drift.
 
 Each field of ``ClassifierConfig`` (but ``vocab_size`` and ``num_classes``, which the data
-decides) and of ``TrainConfig`` is one flag: ``--hidden-size`` for ``hidden_size``, its type from
-the annotation (``int | None`` is an int; ``tuple[int, ...]`` is comma-separated integers), its
-help from the class docstring's ``Attributes:`` entry, its choices from the field's
-``metadata["choices"]`` (the same tuple ``__post_init__`` validates against), and
-``--flag/--no-flag`` for a bool. The default is shown once, at the end of the help; a field
-whose default comes from the training data (None, or fitted by ``seqclf.recipe``) says so.
+decides), of ``TextConfig`` and of ``TrainConfig`` (but the text settings it still holds for the
+training loop: those are ``TextConfig``'s flags) is one flag: ``--hidden-size`` for
+``hidden_size``, its type from the annotation (``int | None`` is an int; ``tuple[int, ...]`` is
+comma-separated integers), its help from the class docstring's ``Attributes:`` entry, its
+choices from the field's ``metadata["choices"]`` (the same tuple ``__post_init__`` validates
+against), and ``--flag/--no-flag`` for a bool. The default is shown once, at the end of the
+help; a field whose default comes from the training data (None, or fitted by ``seqclf.recipe``)
+says so.
 
 The other option groups of ``seqclf train`` (data, several machines) are here too; the
 commands themselves are in ``seqclf.commands``.
@@ -24,6 +26,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from seqclf.data.preprocessing import TRAIN_FIELDS, TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.train import CLASS_WEIGHTINGS, TrainConfig
 
@@ -39,6 +42,11 @@ CHOICES = {
 }
 # Command options that live in an options group without being a config field.
 RUN_OPTIONS = {"resume", "no_progress"}
+# The TrainConfig fields that are TextConfig's flags (--vocab-size, --max-len, ...).
+TEXT_IN_TRAIN = set(TRAIN_FIELDS.values())
+# Older names of flags, still accepted.
+ALIASES = {(TextConfig, "vocab_size"): ["--max-words"]}
+GROUPS = ("model", "text", "training")
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -106,12 +114,13 @@ def add_config_options(
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
+        names = [option_name(f.name), *ALIASES.get((cls, f.name), [])]
         kind, is_bool = _option_type(hints[f.name])
         default = getattr(defaults, f.name)
         help_text = _help_text(docs.get(f.name, ""))
         if is_bool:
             action = group.add_argument(
-                option_name(f.name), action=argparse.BooleanOptionalAction, default=default
+                *names, action=argparse.BooleanOptionalAction, default=default
             )
             # Set after creation: some Python versions append their own "(default: ...)".
             action.help = f"{help_text} (default: %(default)s)"
@@ -121,7 +130,8 @@ def add_config_options(
             shown = ",".join(map(str, default))
         choices = f.metadata.get("choices") or CHOICES.get((cls, f.name))
         group.add_argument(
-            option_name(f.name),
+            *names,
+            dest=f.name,
             type=kind,
             default=default,
             choices=list(choices) if choices else None,
@@ -135,9 +145,15 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
     add_config_options(parser, ClassifierConfig, "model", defaults, exclude=NOT_OPTIONS)
 
 
+def add_text_options(parser: argparse.ArgumentParser, defaults: TextConfig) -> None:
+    """--vocab-size (or its older name --max-words), --max-len, ...: every ``TextConfig`` field."""
+    add_config_options(parser, TextConfig, "text", defaults)
+
+
 def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """--epochs, --batch-size, ...: every ``TrainConfig`` field; and --resume, --no-progress."""
-    group = add_config_options(parser, TrainConfig, "training", defaults)
+    """--epochs, --batch-size, ...: every ``TrainConfig`` field but its text settings (those are
+    ``add_text_options``'); and --resume, --no-progress."""
+    group = add_config_options(parser, TrainConfig, "training", defaults, exclude=TEXT_IN_TRAIN)
     group.add_argument(
         "--resume",
         action="store_true",
@@ -151,14 +167,14 @@ def config_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [
         action
         for group in parser._action_groups
-        if group.title in ("model", "training")
+        if group.title in GROUPS
         for action in group._group_actions
         if action.dest not in RUN_OPTIONS
     ]
 
 
 def defaults_from_recipe(parser: argparse.ArgumentParser) -> None:
-    """Leave every model and training option out of the parsed namespace unless it is given.
+    """Leave every model, text and training option out of the parsed namespace unless it is given.
 
     So only what the user chose reaches ``seqclf.recipe``, which resolves the rest from the
     training split (the help says which defaults come from the data).
@@ -187,9 +203,16 @@ def model_options_from(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if hasattr(args, n)}
 
 
+def text_config_from(args: argparse.Namespace) -> TextConfig:
+    """A ``TextConfig`` of the text options given (the rest at their defaults)."""
+    names = {f.name for f in dataclasses.fields(TextConfig)}
+    return TextConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+
+
 def train_config_from(args: argparse.Namespace) -> TrainConfig:
-    """A ``TrainConfig`` of the training options given (the rest at their defaults)."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    """A ``TrainConfig`` of the training options given (the rest at their defaults; its text
+    settings are ``text_config_from``'s)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - TEXT_IN_TRAIN
     return TrainConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 

@@ -7,11 +7,21 @@ import dataclasses
 import pytest
 
 from seqclf.cli import build_parser
-from seqclf.cli_options import NOT_OPTIONS, RUN_OPTIONS, config_actions, field_docs, int_list
+from seqclf.cli_options import (
+    NOT_OPTIONS,
+    RUN_OPTIONS,
+    TEXT_IN_TRAIN,
+    config_actions,
+    field_docs,
+    int_list,
+    text_config_from,
+    train_config_from,
+)
+from seqclf.data.preprocessing import TRAIN_FIELDS, TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.train import TrainConfig
 
-CONFIGS = (ClassifierConfig, TrainConfig)
+CONFIGS = (ClassifierConfig, TextConfig, TrainConfig)
 
 
 def train_parser():
@@ -20,13 +30,22 @@ def train_parser():
 
 
 def option_fields(cls):
-    return {f.name for f in dataclasses.fields(cls)} - NOT_OPTIONS
+    names = {f.name for f in dataclasses.fields(cls)}
+    left_out = {ClassifierConfig: NOT_OPTIONS, TrainConfig: TEXT_IN_TRAIN}.get(cls, set())
+    return names - left_out
 
 
 def test_every_field_has_a_flag_and_every_flag_a_field():
-    dests = {a.dest for a in config_actions(train_parser())}
+    dests = [a.dest for a in config_actions(train_parser())]
     fields = set().union(*(option_fields(c) for c in CONFIGS))
-    assert dests == fields
+    assert sorted(dests) == sorted(fields)  # and no field twice
+    # TrainConfig's text settings are TextConfig's flags, by their TextConfig names.
+    assert (
+        TEXT_IN_TRAIN
+        == set(TRAIN_FIELDS.values())
+        <= {f.name for f in dataclasses.fields(TrainConfig)}
+    )
+    assert set(TRAIN_FIELDS) <= set(dests)
 
 
 @pytest.mark.parametrize("cls", CONFIGS)
@@ -78,6 +97,15 @@ def test_flags_parse_to_the_field_types():
     )
     assert args.conv_filters == (8, 4) and args.bidirectional is False
     assert args.learning_rate == 0.01 and args.epochs == 2
+    assert train_config_from(args) == TrainConfig(learning_rate=0.01, epochs=2)
     assert not hasattr(args, "hidden_size")  # not given: left to the recipe
     assert int_list("") == ()
     assert {"resume", "no_progress"} == RUN_OPTIONS
+
+
+def test_text_flags_make_the_text_config_and_the_older_vocabulary_flag_still_works():
+    base = ["--train", "t.csv", "--output-dir", "o"]
+    for flag in ("--vocab-size", "--max-words"):
+        args = train_parser().parse_args([*base, flag, "300", "--max-len", "50"])
+        assert text_config_from(args) == TextConfig(vocab_size=300, max_len=50)
+        assert train_config_from(args) == TrainConfig()  # the text settings are not in it

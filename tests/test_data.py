@@ -69,7 +69,7 @@ def test_vocabulary_order_is_by_frequency_then_alphabetical():
     assert vocab.words == ["<pad>", "<unk>", "e", "a", "b", "c", "d"]
     assert len(vocab) == 7
     assert Vocabulary.build(list(reversed(texts))) == vocab  # input order does not matter
-    assert Vocabulary.build(texts, max_words=4).words == ["<pad>", "<unk>", "e", "a"]
+    assert Vocabulary.build(texts, vocab_size=4).words == ["<pad>", "<unk>", "e", "a"]
     assert Vocabulary.build(texts, min_count=2).words == ["<pad>", "<unk>", "e", "a", "b"]
 
 
@@ -117,8 +117,8 @@ def _random_texts(n: int, seed: int) -> list[str]:
 
 def test_vectorized_paths_match_the_reference():
     texts = _random_texts(600, seed=0) + ["", "   ", "!!!"]
-    vocab = Vocabulary.build(texts[:300], max_words=25)
-    assert vocab == Vocabulary.build_reference(texts[:300], max_words=25)
+    vocab = Vocabulary.build(texts[:300], vocab_size=25)
+    assert vocab == Vocabulary.build_reference(texts[:300], vocab_size=25)
     fast = vocab.encode_batch(texts)
     assert len(fast) == len(texts)
     for text, ids in zip(texts, fast, strict=True):
@@ -165,8 +165,8 @@ def test_empty_vocabulary_source_raises():
         Vocabulary.build([])
     with pytest.raises(ValueError, match="no words"):
         Vocabulary.build(["!!!", ""])
-    with pytest.raises(ValueError, match="max_words"):
-        Vocabulary.build(["a"], max_words=2)
+    with pytest.raises(ValueError, match="vocab_size"):
+        Vocabulary.build(["a"], vocab_size=2)
     with pytest.raises(TypeError, match="single str"):
         Vocabulary.build("not a list of texts")
 
@@ -375,7 +375,7 @@ def test_load_tfds_slice_of_shared_imdb(imdb_data_dir):
     assert ds.classes == ["neg", "pos"]
     assert set(ds.labels.tolist()) <= {0, 1} and ds.labels.dtype == np.int32
     assert all(isinstance(t, str) and t for t in ds.texts)
-    ids = Vocabulary.build(ds.texts, max_words=500).encode_batch(ds.texts)
+    ids = Vocabulary.build(ds.texts, vocab_size=500).encode_batch(ds.texts)
     assert len(ids) == 200 and all(len(x) > 0 for x in ids)
 
 

@@ -11,10 +11,12 @@ from seqclf.cli_options import (
     add_data_options,
     add_distributed_options,
     add_model_options,
+    add_text_options,
     add_training_options,
     defaults_from_recipe,
     join_cluster,
     model_options_from,
+    text_config_from,
     train_config_from,
 )
 from seqclf.commands.common import (
@@ -23,6 +25,7 @@ from seqclf.commands.common import (
     read_labelled,
     resume_command,
 )
+from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.presets import PRESETS
 from seqclf.train import FINISHED, TrainConfig
@@ -53,6 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     add_data_options(p)
     add_model_options(p, ClassifierConfig())
+    add_text_options(p, TextConfig())
     add_training_options(p, TrainConfig())
     defaults_from_recipe(p)
     add_distributed_options(p)
@@ -92,6 +96,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str], message: str) -> int:
         args.output_dir,
         valid=valid,
         model_options=model_options_from(args),
+        text_config=text_config_from(args),
         train_config=train_config_from(args),
         base_model=PRESETS[args.preset],
         valid_fraction=args.valid_fraction,

@@ -1,4 +1,5 @@
-"""Data: labelled texts from TFDS, tables or folders; tokenization, vocabulary; padded batches."""
+"""Data: labelled texts from TFDS, tables or folders; how text becomes ids (``TextConfig``,
+tokenization, vocabulary); padded batches."""
 
 from seqclf.data.batching import (
     batches,
@@ -7,6 +8,7 @@ from seqclf.data.batching import (
     pad_batch,
     truncate,
 )
+from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import (
     LabelWarning,
     TextDataset,
@@ -28,6 +30,7 @@ __all__ = [
     "OOV_TOKEN",
     "PAD",
     "PAD_TOKEN",
+    "TextConfig",
     "TextDataset",
     "UnknownDatasetError",
     "Vocabulary",
