@@ -105,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries()
     join_cluster(args)  # several machines: before anything touches JAX devices
-    from seqclf.data.sources import load_tfds
+    from seqclf.data.sources import read_tfds
     from seqclf.experiment import train_text_classifier
     from seqclf.predict import load
 
     started = time.perf_counter()
     print(f"Reading {args.dataset} ({args.train_split}) from {args.data_dir or 'TFDS default'}")
-    train = load_tfds(args.dataset, split=args.train_split, data_dir=args.data_dir)
+    train = read_tfds(args.dataset, split=args.train_split, data_dir=args.data_dir)
     run = train_text_classifier(
         train,
         args.output_dir,
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - started
 
     predictor = load(args.output_dir)  # the best checkpoint, as a fresh process would see it
-    test = load_tfds(args.dataset, split=args.test_split, data_dir=args.data_dir)
+    test = read_tfds(args.dataset, split=args.test_split, data_dir=args.data_dir)
     test_metrics = predictor.evaluate(test)
     best = max(run.fit.history, key=lambda h: h["val_accuracy"]) if run.fit.history else {}
 

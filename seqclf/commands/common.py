@@ -32,12 +32,12 @@ def interrupted_message(command: str, argv: Sequence[str]) -> str:
 
 
 def read_labelled(source: str, args: argparse.Namespace, split: str, classes=None):
-    """``load_any`` with the data options; a ``LabelWarning`` becomes a one-line note."""
-    from seqclf.data.sources import LabelWarning, load_any
+    """``read_dataset`` with the data options; a ``LabelWarning`` becomes a one-line note."""
+    from seqclf.data.sources import LabelWarning, read_dataset
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LabelWarning)
-        data = load_any(
+        data = read_dataset(
             source,
             split=split,
             data_dir=args.data_dir,

@@ -1,6 +1,9 @@
 """Data: labelled texts from TFDS, tables or folders; how text becomes ids (``TextConfig``,
 tokenization, vocabulary); padded batches."""
 
+from typing import Any
+
+from seqclf.data.aliases import OLD_NAMES, old_name
 from seqclf.data.batching import (
     batches,
     bucket_boundaries,
@@ -13,12 +16,12 @@ from seqclf.data.sources import (
     LabelWarning,
     TextDataset,
     UnknownDatasetError,
-    load_any,
-    load_folder,
-    load_table,
-    load_tfds,
+    read_dataset,
+    read_folder,
     read_numbered_texts,
+    read_table,
     read_texts,
+    read_tfds,
     resolve_data_dir,
     train_validation_split,
 )
@@ -36,10 +39,10 @@ __all__ = [
     "Vocabulary",
     "batches",
     "bucket_boundaries",
-    "load_any",
-    "load_folder",
-    "load_table",
-    "load_tfds",
+    "read_dataset",
+    "read_folder",
+    "read_table",
+    "read_tfds",
     "num_batches",
     "pad_batch",
     "read_numbered_texts",
@@ -50,3 +53,9 @@ __all__ = [
     "train_validation_split",
     "truncate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in OLD_NAMES:  # load_table & co., the readers' older names
+        return old_name(name)
+    raise AttributeError(f"module 'seqclf.data' has no attribute {name!r}")
