@@ -49,6 +49,14 @@ ALIASES = {(TextConfig, "vocab_size"): ["--max-words"]}
 GROUPS = ("model", "text", "training")
 
 
+class DefaultsOnce(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default at the end of its help, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if "(default:" in text else super()._get_help_string(action)
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """The ``Attributes:`` entries of ``cls``'s docstring, one line each, by field name."""
     doc = inspect.getdoc(cls) or ""

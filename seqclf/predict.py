@@ -7,7 +7,9 @@ results as one thread would (tested).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -390,7 +392,8 @@ def load(
     training run) while it is read, the steps are listed again and the new best is read.
     """
     for attempt in range(_READ_ATTEMPTS):
-        store = CheckpointStore(checkpoint_dir, create=False)
+        with _without_read_only_notices():
+            store = CheckpointStore(checkpoint_dir, create=False)
         try:
             return _load(store, step, batch_size, model)
         except CheckpointSuperseded as err:
@@ -399,6 +402,26 @@ def load(
         finally:
             store.close()  # the arrays are in memory; no orbax threads left behind
     raise AssertionError("unreachable")
+
+
+# What orbax logs (as absl warnings) whenever a checkpoint directory is opened read-only: routine,
+# nothing a user of ``seqclf.load`` can or should act on.
+_READ_ONLY_NOTICES = ("setting save_interval_steps=0", "Given directory is read only")
+
+
+@contextlib.contextmanager
+def _without_read_only_notices() -> Iterator[None]:
+    """Drop orbax's read-only notices (only those) while a checkpoint directory is opened."""
+    logger = logging.getLogger("absl")
+
+    def routine(record: logging.LogRecord) -> bool:
+        return not any(notice in record.getMessage() for notice in _READ_ONLY_NOTICES)
+
+    logger.addFilter(routine)
+    try:
+        yield
+    finally:
+        logger.removeFilter(routine)
 
 
 def _load(store: CheckpointStore, step: int | None, batch_size: int, model: Any) -> Predictor:

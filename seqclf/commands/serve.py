@@ -7,12 +7,14 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from seqclf.cli_options import DefaultsOnce
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "serve",
         help="serve a trained model over HTTP (JSON API and a page to try it)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnce,
     )
     p.add_argument("checkpoint_dir", help="the --output-dir of a training run")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
