@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     join_cluster(args)  # several machines: before anything touches JAX devices
     from seqclf.data.sources import read_tfds
     from seqclf.experiment import train_text_classifier
-    from seqclf.predict import load
+    from seqclf.loading import load
 
     started = time.perf_counter()
     print(f"Reading {args.dataset} ({args.train_split}) from {args.data_dir or 'TFDS default'}")

@@ -54,7 +54,7 @@ _EXPORTS = {
     # prediction
     "EmptyTextWarning": "seqclf.predict",
     "Predictor": "seqclf.predict",
-    "load": "seqclf.predict",
+    "load": "seqclf.loading",
     "Explanation": "seqclf.explain",
     "explanation_html": "seqclf.explain",
     "EvaluationReport": "seqclf.report",
@@ -103,6 +103,9 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
         MaxPooling1D,
         Recurrent,
     )
+    from seqclf.loading import (
+        load,
+    )
     from seqclf.model import (
         ClassifierConfig,
         SequenceClassifier,
@@ -111,7 +114,6 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
     from seqclf.predict import (
         EmptyTextWarning,
         Predictor,
-        load,
     )
     from seqclf.recipe import (
         SettingWarning,

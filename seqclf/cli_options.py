@@ -36,10 +36,7 @@ NOT_OPTIONS = {"vocab_size", "num_classes"}
 FROM_DATA = {"pool_size", "nb_buckets"}
 # Choices of fields whose class cannot carry them in its fields' metadata yet (TrainConfig
 # lives in seqclf.train); the same tuples its __post_init__ validates against.
-CHOICES = {
-    (TrainConfig, "class_weighting"): CLASS_WEIGHTINGS,
-    (TrainConfig, "truncating"): ("pre", "post"),
-}
+CHOICES = {(TrainConfig, "class_weighting"): CLASS_WEIGHTINGS}
 # Command options that live in an options group without being a config field.
 RUN_OPTIONS = {"resume", "no_progress"}
 # The TrainConfig fields that are TextConfig's flags (--vocab-size, --max-len, ...).

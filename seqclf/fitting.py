@@ -48,11 +48,12 @@ class Classifier(Predictor):
     stopped_by: str
     train_config: TrainConfig
 
-    def __repr__(self) -> str:
-        best = max((h.get("val_accuracy", 0.0) for h in self.history), default=float("nan"))
+    def __repr__(self) -> str:  # never the parameter arrays
+        history = getattr(self, "history", [])
+        best = max((h.get("val_accuracy", 0.0) for h in history), default=float("nan"))
         return (
-            f"Classifier({self._summary()}, epochs={len(self.history)}, "
-            f"best_val_accuracy={best:.4f}, stopped_by={self.stopped_by!r})"
+            f"Classifier({self._summary()}, epochs={len(history)}, "
+            f"best_val_accuracy={best:.4f}, stopped_by={getattr(self, 'stopped_by', None)!r})"
         )
 
 

@@ -29,7 +29,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from seqclf.predict import load
+    from seqclf.loading import load
 
     predictor = load(args.checkpoint_dir, batch_size=args.batch_size)
     data = read_labelled(args.data, args, args.split)

@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Each text's label and probabilities, then its words with their attributions."""
     from seqclf.explain import explanation_html
-    from seqclf.predict import EmptyTextWarning, load
+    from seqclf.loading import load
+    from seqclf.predict import EmptyTextWarning
 
     predictor = load(args.checkpoint_dir)
     with warnings.catch_warnings(record=True) as caught:

@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from seqclf.predict import load
+    from seqclf.loading import load
 
     platforms = [p.strip() for p in args.platforms.split(",") if p.strip()] or None
     out = load(args.checkpoint_dir).export(args.out_dir, platforms)

@@ -25,7 +25,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Streams predictions as CSV; texts with no words are classified and noted on stderr."""
-    from seqclf.predict import EmptyTextWarning, load
+    from seqclf.loading import load
+    from seqclf.predict import EmptyTextWarning
 
     if not (args.file or args.texts):
         raise ValueError("give texts to classify, or --file FILE")

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise RuntimeError(
             f"serving needs the 'serve' extra ({err}): pip install 'seqclf[serve]'"
         ) from None
-    from seqclf.predict import EmptyTextWarning, load
+    from seqclf.loading import load
+    from seqclf.predict import EmptyTextWarning
 
     settings = ServeSettings(
         batching=args.batching,

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _train(args: argparse.Namespace, argv: Sequence[str], message: str) -> int:
     from seqclf.experiment import train_text_classifier
-    from seqclf.predict import load
+    from seqclf.loading import load
 
     train = read_labelled(args.train, args, "train")
     valid = (
