@@ -318,7 +318,7 @@ def test_max_len_zero_or_negative_is_rejected(lab, capsys):
     for value in ("0", "-3"):
         args = [*lab.train_args(lab.root / "x"), "--max-len", value]
         err = cli_error(capsys, args)
-        assert f"invalid training configuration: max_len must be >= 1, got {value}" in err
+        assert f"invalid text configuration: max_len must be >= 1, got {value}" in err
 
 
 def test_unknown_tfds_name_and_non_text_feature(lab, capsys, imdb_data_dir, tmp_path):
