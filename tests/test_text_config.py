@@ -16,9 +16,10 @@ from seqclf.model import ClassifierConfig, build_classifier
 from seqclf.train import TrainConfig
 
 TEXTS = ["a good film", "a bad film", "good good", "bad plot", "fine film", "dull plot"]
-CONFIG = ClassifierConfig(
-    vocab_size=9, embed_dim=8, conv_filters=(), hidden_size=8, nb_buckets=0, fused=False
-)
+# The cheapest model to compile: what is tested is the text pipeline around it.
+CHEAP = {"embed_dim": 8, "conv_filters": (), "rnn": "rnn", "hidden_size": 8,
+         "bidirectional": False, "reduce": "last", "nb_buckets": 0, "fused": False}  # fmt: skip
+CONFIG = ClassifierConfig(vocab_size=9, **CHEAP)
 
 
 def write_checkpoint(out, *, old: bool):
@@ -111,13 +112,7 @@ def test_a_training_run_saves_its_text_config(tmp_path):
     run = seqclf.train_text_classifier(
         synthetic_reviews(40, seed=1),
         tmp_path / "run",
-        model_options={
-            "embed_dim": 8,
-            "conv_filters": (),
-            "hidden_size": 8,
-            "nb_buckets": 0,
-            "fused": False,
-        },
+        model_options=CHEAP,
         text_config=TextConfig(vocab_size=30, max_len=16),
         train_config=TrainConfig(epochs=1, batch_size=8),
         progress=False,
