@@ -160,15 +160,15 @@ def load_set(
     if spec in CSV_SETS or path.is_file():
         if not path.is_file():
             raise SystemExit(f"--sets {spec}: no file {path}")
-        rows = _from_dataset(seqclf.load_table(path))
+        rows = _from_dataset(seqclf.read_table(path))
         return _cv_set(name, rows, folds, max_folds, seed, limit)
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson", ".json"):
         raise SystemExit(f"--sets {spec}: no such file")
     tfds_name = TFDS_SETS.get(spec, spec)
-    train = _from_dataset(seqclf.load_tfds(tfds_name, split="train", data_dir=data_dir))
+    train = _from_dataset(seqclf.read_tfds(tfds_name, split="train", data_dir=data_dir))
     if not _tfds_has_split(tfds_name, "test", data_dir):
         return _cv_set(name, train, folds, max_folds, seed, limit)
-    test = _from_dataset(seqclf.load_tfds(tfds_name, split="test", data_dir=data_dir))
+    test = _from_dataset(seqclf.read_tfds(tfds_name, split="test", data_dir=data_dir))
     whole = limit is None  # seqclf then reads the TFDS train split itself, as a user would
     split = Split(
         0,

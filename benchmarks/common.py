@@ -17,8 +17,8 @@ if str(REPO) not in sys.path:  # `python benchmarks/x.py` from a checkout, witho
 
 
 def keep_freed_memory_or_exit() -> None:
-    """``--keep-freed-memory``: apply ``seqclf.keep_freed_memory`` (before JAX or torch start
-    their threads: the arena limit needs that), or stop where there is no glibc."""
+    """``--keep-freed-memory``: apply ``seqclf.cpu_allocator.keep_freed_memory`` (before JAX or
+    torch start their threads: the arena limit needs that), or stop where there is no glibc."""
     from seqclf.cpu_allocator import keep_freed_memory
 
     if not keep_freed_memory():

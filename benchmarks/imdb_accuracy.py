@@ -194,11 +194,11 @@ def load_data(args: argparse.Namespace):
     import seqclf
 
     if args.train_file:
-        return seqclf.load_table(args.train_file), seqclf.load_table(args.test_file)
+        return seqclf.read_table(args.train_file), seqclf.read_table(args.test_file)
     data_dir = args.data_dir or (str(SHARED) if SHARED.is_dir() else None)
     return (
-        seqclf.load_tfds(split="train", data_dir=data_dir),
-        seqclf.load_tfds(split="test", data_dir=data_dir),
+        seqclf.read_tfds(split="train", data_dir=data_dir),
+        seqclf.read_tfds(split="test", data_dir=data_dir),
     )
 
 

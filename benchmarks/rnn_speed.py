@@ -734,7 +734,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-freed-memory",
         action="store_true",
-        help="glibc keeps freed memory for reuse (seqclf.keep_freed_memory), for every impl alike",
+        help="glibc keeps freed memory for reuse (seqclf.cpu_allocator.keep_freed_memory), "
+        "for every impl alike",
     )
     parser.add_argument("--out", type=Path, default=common.REPO / "benchmarks" / "results")
     return parser.parse_args(argv)
@@ -815,7 +816,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
     command = "python benchmarks/rnn_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = [f"Device and versions: {stamp}", "", f"Command: `{command}`", ""]
     if args.keep_freed_memory:
-        header += ["glibc told to keep freed memory (`seqclf.keep_freed_memory`), all impls.", ""]
+        header += [
+            "glibc told to keep freed memory (`seqclf.cpu_allocator.keep_freed_memory`), all "
+            "impls.",
+            "",
+        ]
     if skipped:
         header.append(
             f"Skipped {len(skipped)} grid shapes over {max_gflop:g} GFLOP per fwdbwd call."

@@ -472,7 +472,7 @@ def train_quick(args, out: Path) -> Path:
         print(f"Using the quick run already in {run}", flush=True)
         return run
     model, training, _ = imdb_accuracy.apply_overrides({}, {"epochs": 1}, args.set)
-    train = seqclf.load_tfds(split=f"train[:{args.quick_train_size}]", data_dir=args.data_dir)
+    train = seqclf.read_tfds(split=f"train[:{args.quick_train_size}]", data_dir=args.data_dir)
     print(f"Training a quick run on {len(train)} reviews into {run}", flush=True)
     seqclf.train_text_classifier(
         train,
@@ -645,7 +645,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     run = args.run or train_quick(args, args.out)
     predictor = seqclf.load(run, batch_size=args.batch_size)
-    test = seqclf.load_tfds(split=f"test[:{args.texts}]", data_dir=args.data_dir)
+    test = seqclf.read_tfds(split=f"test[:{args.texts}]", data_dir=args.data_dir)
     texts = test.texts
     k = args.texts_per_request
     bodies = [
@@ -656,7 +656,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Offline, {len(texts)} reviews:", flush=True)
     needs_train = "fasttext" in args.peers and installed("fasttext")  # fastText trains here
     train = (
-        seqclf.load_tfds(split=f"train[:{args.fasttext_train}]", data_dir=args.data_dir)
+        seqclf.read_tfds(split=f"train[:{args.fasttext_train}]", data_dir=args.data_dir)
         if needs_train
         else None
     )

@@ -128,9 +128,9 @@ def prepare_data(args: argparse.Namespace, directory: Path) -> dict[str, Path]:
 
     cut = f"[:{args.limit}]" if args.limit else ""
     started = time.perf_counter()
-    train = seqclf.load_tfds(split="train" + cut, data_dir=args.data_dir)
-    test = seqclf.load_tfds(split="test" + cut, data_dir=args.data_dir)
-    vocab = seqclf.Vocabulary.build(train.texts, max_words=VOCAB)
+    train = seqclf.read_tfds(split="train" + cut, data_dir=args.data_dir)
+    test = seqclf.read_tfds(split="test" + cut, data_dir=args.data_dir)
+    vocab = seqclf.Vocabulary.build(train.texts, vocab_size=VOCAB)
     train_ids, test_ids = vocab.encode_batch(train.texts), vocab.encode_batch(test.texts)
     paths = {}
     for name in args.configs:
@@ -581,7 +581,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-freed-memory",
         action="store_true",
-        help="glibc keeps freed memory for reuse (seqclf.keep_freed_memory), in every worker",
+        help="glibc keeps freed memory for reuse (seqclf.cpu_allocator.keep_freed_memory), "
+        "in every worker",
     )
     # Internal: run one implementation in this process (main starts these).
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)

@@ -24,14 +24,17 @@ from seqclf.cli import (
     EXIT_INTERRUPTED,
     add_distributed_options,
     add_model_options,
+    add_text_options,
     add_training_options,
     defaults_from_recipe,
     join_cluster,
     model_options_from,
     quiet_libraries,
     resume_command,
+    text_config_from,
     train_config_from,
 )
+from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.train import FINISHED, TrainConfig
 
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-split", default="train", help="TFDS split to train on")
     parser.add_argument("--test-split", default="test", help="TFDS split for the final report")
     add_model_options(parser, ClassifierConfig())
+    add_text_options(parser, TextConfig())
     add_training_options(parser, TrainConfig())
     defaults_from_recipe(parser)
     add_distributed_options(parser)
@@ -101,17 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries()
     join_cluster(args)  # several machines: before anything touches JAX devices
-    from seqclf.data.sources import load_tfds
+    from seqclf.data.sources import read_tfds
     from seqclf.experiment import train_text_classifier
-    from seqclf.predict import load
+    from seqclf.loading import load
 
     started = time.perf_counter()
     print(f"Reading {args.dataset} ({args.train_split}) from {args.data_dir or 'TFDS default'}")
-    train = load_tfds(args.dataset, split=args.train_split, data_dir=args.data_dir)
+    train = read_tfds(args.dataset, split=args.train_split, data_dir=args.data_dir)
     run = train_text_classifier(
         train,
         args.output_dir,
         model_options=model_options_from(args),
+        text_config=text_config_from(args),
         train_config=train_config_from(args),
         resume=args.resume,
         progress=not args.no_progress,
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - started
 
     predictor = load(args.output_dir)  # the best checkpoint, as a fresh process would see it
-    test = load_tfds(args.dataset, split=args.test_split, data_dir=args.data_dir)
+    test = read_tfds(args.dataset, split=args.test_split, data_dir=args.data_dir)
     test_metrics = predictor.evaluate(test)
     best = max(run.fit.history, key=lambda h: h["val_accuracy"]) if run.fit.history else {}
 

@@ -1,10 +1,15 @@
 """seqclf: sequence classification in JAX/Flax, from readable pure functions.
 
-The pure functions live in ``seqclf.ops`` (recurrent cells and drivers, Conv1D, max pooling);
-``seqclf.interop`` converts PyTorch recurrent weights; ``seqclf.exported`` runs an exported
-model with jax and numpy alone; ``seqclf.serve`` (the ``serve`` extra: FastAPI, uvicorn) serves a
-predictor over HTTP (``create_app``, ``ServeSettings``, ``serve``), left out of the names below so
-that ``from seqclf import *`` never needs the extra; the rest is listed below.
+The names below are what a user needs: read data (``read_table``, ``read_folder``, ``read_tfds``,
+``read_dataset``), build a model (``build_classifier``, the layers), train it (``fit`` for a
+model you built, ``train_text_classifier`` for a run directory like ``seqclf train``'s), load and
+use it (``load`` → ``Predictor``). The pure functions live in ``seqclf.ops``; named models in
+``seqclf.presets``; the settings resolved from the data in ``seqclf.recipe``; ``seqclf.exported``
+runs an exported model with jax and numpy alone; ``seqclf.serve`` (the ``serve`` extra: FastAPI,
+uvicorn) serves a predictor over HTTP, left out of the names below so that
+``from seqclf import *`` never needs the extra. The training loop's pieces (``create_train_state``,
+``train_step``, ...) are in ``seqclf.train``, platform tricks (``keep_freed_memory``) in
+``seqclf.cpu_allocator``.
 
 Every public name is imported on first use (PEP 562 module ``__getattr__``), so that
 ``import seqclf.exported`` or ``import seqclf.data`` does not pull in Flax and the model code;
@@ -19,77 +24,66 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> the module that defines it
 _EXPORTS = {
+    # data
+    "LabelWarning": "seqclf.data",
+    "TextConfig": "seqclf.data",
+    "TextDataset": "seqclf.data",
+    "Vocabulary": "seqclf.data",
+    "read_dataset": "seqclf.data",
+    "read_folder": "seqclf.data",
+    "read_table": "seqclf.data",
+    "read_tfds": "seqclf.data",
+    "read_texts": "seqclf.data",
+    "train_validation_split": "seqclf.data",
+    # the model
+    "ClassifierConfig": "seqclf.model",
+    "SequenceClassifier": "seqclf.model",
+    "build_classifier": "seqclf.model",
+    "Conv1D": "seqclf.layers",
+    "MaxPooling1D": "seqclf.layers",
+    "Recurrent": "seqclf.layers",
+    # training
+    "Classifier": "seqclf.fitting",
+    "fit": "seqclf.fitting",
+    "TrainingRun": "seqclf.experiment",
+    "train_text_classifier": "seqclf.experiment",
+    "FitResult": "seqclf.train",
+    "TrainConfig": "seqclf.train",
+    "TrainingDiverged": "seqclf.train",
+    "SettingWarning": "seqclf.recipe",
+    # prediction
+    "EmptyTextWarning": "seqclf.predict",
+    "Predictor": "seqclf.predict",
+    "load": "seqclf.loading",
+    "Explanation": "seqclf.explain",
+    "explanation_html": "seqclf.explain",
+    "EvaluationReport": "seqclf.report",
+    "evaluation_report": "seqclf.report",
+    # errors
     "CheckpointError": "seqclf.checkpoint",
     "CheckpointSuperseded": "seqclf.checkpoint",
     "DiskFullError": "seqclf.checkpoint",
     "RunInUseError": "seqclf.run_lock",
-    "run_lock": "seqclf.run_lock",
-    "LossWatch": "seqclf.train",
-    "CheckpointStore": "seqclf.checkpoint",
-    "MicroBatcher": "seqclf.batcher",
-    "keep_freed_memory": "seqclf.cpu_allocator",
-    "LabelWarning": "seqclf.data",
-    "TextDataset": "seqclf.data",
-    "Vocabulary": "seqclf.data",
-    "batches": "seqclf.data",
-    "load_any": "seqclf.data",
-    "load_folder": "seqclf.data",
-    "load_table": "seqclf.data",
-    "load_tfds": "seqclf.data",
-    "read_texts": "seqclf.data",
-    "train_validation_split": "seqclf.data",
-    "TrainingRun": "seqclf.experiment",
-    "train_text_classifier": "seqclf.experiment",
-    "Conv1D": "seqclf.layers",
-    "MaxPooling1D": "seqclf.layers",
-    "Recurrent": "seqclf.layers",
-    "ClassifierConfig": "seqclf.model",
-    "SequenceClassifier": "seqclf.model",
-    "build_classifier": "seqclf.model",
-    "EmptyTextWarning": "seqclf.predict",
-    "Predictor": "seqclf.predict",
-    "load": "seqclf.predict",
-    "SettingWarning": "seqclf.recipe",
-    "EvaluationReport": "seqclf.report",
-    "Explanation": "seqclf.explain",
-    "explanation_html": "seqclf.explain",
-    "evaluation_report": "seqclf.report",
-    "FitResult": "seqclf.train",
-    "TrainConfig": "seqclf.train",
-    "TrainingDiverged": "seqclf.train",
-    "TrainState": "seqclf.train",
-    "create_train_state": "seqclf.train",
-    "eval_step": "seqclf.train",
-    "evaluate": "seqclf.train",
-    "fit": "seqclf.train",
-    "train_step": "seqclf.train",
 }
 _SUBMODULES = ("exported", "ops", "presets", "recipe")
 
 if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the API docs
     from seqclf import exported, ops, presets, recipe
-    from seqclf.batcher import (
-        MicroBatcher,
-    )
     from seqclf.checkpoint import (
         CheckpointError,
-        CheckpointStore,
         CheckpointSuperseded,
         DiskFullError,
     )
-    from seqclf.cpu_allocator import (
-        keep_freed_memory,
-    )
     from seqclf.data import (
         LabelWarning,
+        TextConfig,
         TextDataset,
         Vocabulary,
-        batches,
-        load_any,
-        load_folder,
-        load_table,
-        load_tfds,
+        read_dataset,
+        read_folder,
+        read_table,
         read_texts,
+        read_tfds,
         train_validation_split,
     )
     from seqclf.experiment import (
@@ -100,10 +94,17 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
         Explanation,
         explanation_html,
     )
+    from seqclf.fitting import (
+        Classifier,
+        fit,
+    )
     from seqclf.layers import (
         Conv1D,
         MaxPooling1D,
         Recurrent,
+    )
+    from seqclf.loading import (
+        load,
     )
     from seqclf.model import (
         ClassifierConfig,
@@ -113,7 +114,6 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
     from seqclf.predict import (
         EmptyTextWarning,
         Predictor,
-        load,
     )
     from seqclf.recipe import (
         SettingWarning,
@@ -124,25 +124,17 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
     )
     from seqclf.run_lock import (
         RunInUseError,
-        run_lock,
     )
     from seqclf.train import (
         FitResult,
-        LossWatch,
         TrainConfig,
         TrainingDiverged,
-        TrainState,
-        create_train_state,
-        eval_step,
-        evaluate,
-        fit,
-        train_step,
     )
 
 __all__ = [
     "CheckpointError",
-    "CheckpointStore",
     "CheckpointSuperseded",
+    "Classifier",
     "ClassifierConfig",
     "Conv1D",
     "DiskFullError",
@@ -151,41 +143,32 @@ __all__ = [
     "Explanation",
     "FitResult",
     "LabelWarning",
-    "LossWatch",
     "MaxPooling1D",
-    "MicroBatcher",
     "Predictor",
     "Recurrent",
     "RunInUseError",
     "SequenceClassifier",
     "SettingWarning",
+    "TextConfig",
     "TextDataset",
     "TrainConfig",
-    "TrainState",
     "TrainingDiverged",
     "TrainingRun",
     "Vocabulary",
-    "batches",
     "build_classifier",
-    "create_train_state",
-    "eval_step",
-    "evaluate",
     "evaluation_report",
     "explanation_html",
     "exported",
     "fit",
-    "keep_freed_memory",
     "load",
-    "load_any",
-    "load_folder",
-    "load_table",
-    "load_tfds",
     "ops",
     "presets",
+    "read_dataset",
+    "read_folder",
+    "read_table",
     "read_texts",
+    "read_tfds",
     "recipe",
-    "run_lock",
-    "train_step",
     "train_text_classifier",
     "train_validation_split",
 ]
@@ -195,6 +178,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
+        from seqclf.data.aliases import OLD_NAMES, old_name
+
+        if name in OLD_NAMES:  # load_table & co., the data readers' older names
+            return old_name(name)
         # ``seqclf.model`` etc. after a bare ``import seqclf``, as when everything was imported
         if not name.startswith("_") and importlib.util.find_spec(f"seqclf.{name}") is not None:
             return importlib.import_module(f"seqclf.{name}")

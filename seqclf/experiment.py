@@ -18,6 +18,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqclf.checkpoint import CheckpointError, CheckpointStore
+from seqclf.config_dict import config_from_dict
+from seqclf.data.preprocessing import TRAIN_FIELDS, TextConfig
 from seqclf.data.sources import TextDataset, train_validation_split
 from seqclf.data.text import Vocabulary
 from seqclf.distributed import is_primary
@@ -45,6 +47,133 @@ class TrainingRun:
     encode_seconds: float
     num_train: int
     num_valid: int
+    text_config: TextConfig | None = None
+
+    def __repr__(self) -> str:  # the parameters stay out of it (print(run) was 92 KB)
+        best = max((h.get("val_accuracy", 0.0) for h in self.fit.history), default=None)
+        shown = "none" if best is None else f"{best:.4f}"
+        return (
+            f"TrainingRun({str(self.output_dir)!r}, classes={self.classes}, "
+            f"epochs={len(self.fit.history)}, best_step={self.fit.best_step}, "
+            f"best_val_accuracy={shown}, stopped_by={self.fit.stopped_by!r})"
+        )
+
+
+@dataclasses.dataclass
+class EncodedSplits:
+    """Training and validation texts as token ids, with the vocabulary and settings behind them.
+
+    Attributes:
+      vocabulary: built from the training split (or the one given).
+      classes: label names.
+      train, valid: ``(token_ids, labels)``: lists of (T_i,) int32 arrays and (N,) ints.
+      text: the resolved ``TextConfig``.
+      train_config: the resolved ``TrainConfig`` (holding the same text settings; the training
+        loop reads them there).
+      chosen: the settings resolved from the data, by name, for the log.
+      profile: the training split's ``seqclf.recipe.DataProfile``.
+      encode_seconds: time spent encoding.
+    """
+
+    vocabulary: Vocabulary
+    classes: list[str]
+    train: tuple[list[np.ndarray], np.ndarray]
+    valid: tuple[list[np.ndarray], np.ndarray]
+    text: TextConfig
+    train_config: TrainConfig
+    chosen: dict[str, Any]
+    profile: DataProfile
+    encode_seconds: float
+
+
+def text_settings(text: TextConfig | None, train_config: TrainConfig) -> TextConfig:
+    """The one ``TextConfig`` of a run: ``text`` if given, else the one ``train_config`` holds.
+
+    Raises:
+      ValueError: both give a text setting, and they differ (naming it).
+    """
+    held = TextConfig.from_train_config(train_config.to_dict())
+    if text is None:
+        return held
+    default = TextConfig()
+    for name, old in TRAIN_FIELDS.items():
+        mine, theirs = getattr(text, name), getattr(held, name)
+        if theirs != getattr(default, name) and mine != theirs:
+            raise ValueError(
+                f"{name} is given both as TextConfig.{name}={mine!r} and "
+                f"TrainConfig.{old}={theirs!r}; give it once, in the TextConfig"
+            )
+    return text
+
+
+def with_text_settings(train_config: TrainConfig, text: TextConfig) -> TrainConfig:
+    """``train_config`` holding ``text``'s settings (the training loop pads and truncates by
+    them)."""
+    return dataclasses.replace(train_config, **text.train_fields())
+
+
+def split_for_validation(
+    train: TextDataset, valid: TextDataset | None, valid_fraction: float, seed: int
+) -> tuple[TextDataset, TextDataset]:
+    """``(train, valid)``: ``valid_fraction`` of ``train`` carved out (stratified, seeded) when
+    ``valid`` is None, and ``valid``'s classes in ``train``'s order."""
+    check_training_data(train, valid)
+    if valid is None:
+        train, valid = train_validation_split(train, valid_fraction, seed=seed)
+    if valid.classes != train.classes:
+        valid = valid.with_classes(train.classes)
+    return train, valid
+
+
+def encode_splits(
+    train: TextDataset,
+    valid: TextDataset,
+    text: TextConfig,
+    train_config: TrainConfig,
+    vocabulary: Vocabulary | None = None,
+) -> EncodedSplits:
+    """Build the vocabulary from ``train`` (unless given), encode both splits, and resolve the
+    text and training settings left to the data (``seqclf.recipe``)."""
+    if vocabulary is None:
+        vocab_size = text.vocab_size or MAX_VOCABULARY + 2
+        text = dataclasses.replace(text, vocab_size=vocab_size)
+        vocabulary = Vocabulary.build(train.texts, vocab_size=vocab_size)
+    started = time.perf_counter()
+    train_ids = vocabulary.encode_batch(train.texts)
+    valid_ids = vocabulary.encode_batch(valid.texts)
+    encode_seconds = time.perf_counter() - started
+    tqdm.write(
+        f"Encoded {len(train_ids) + len(valid_ids)} texts in {encode_seconds:.1f} s "
+        f"(vocabulary {len(vocabulary)} words, classes {train.classes})."
+    )
+    profile = DataProfile.of(train_ids, train.labels, len(train.classes))
+    train_config, chosen = resolve_train_config(with_text_settings(train_config, text), profile)
+    resolved = TextConfig.from_train_config(train_config.to_dict())
+    text = dataclasses.replace(resolved, tokenizer=text.tokenizer)
+    # Say the text settings by their TextConfig names (vocab_size, not max_words).
+    names = {old: new for new, old in TRAIN_FIELDS.items()}
+    chosen = {names.get(k, k): v for k, v in chosen.items()}
+    return EncodedSplits(
+        vocabulary,
+        list(train.classes),
+        (train_ids, train.labels),
+        (valid_ids, valid.labels),
+        text,
+        train_config,
+        chosen,
+        profile,
+        encode_seconds,
+    )
+
+
+def saved_text_config(meta: dict[str, Any]) -> TextConfig:
+    """The ``TextConfig`` of a checkpoint's metadata; one written before ``TextConfig`` existed
+    has the settings in its ``train_config``."""
+    if "text_config" in meta:
+        return TextConfig.from_dict(meta["text_config"])
+    return TextConfig.from_train_config(meta["train_config"])
+
+
 
 
 def check_training_data(train: TextDataset, valid: TextDataset | None) -> None:
@@ -82,6 +211,7 @@ def train_text_classifier(
     *,
     valid: TextDataset | None = None,
     model_options: dict[str, Any] | None = None,
+    text_config: TextConfig | None = None,
     train_config: TrainConfig | None = None,
     base_model: ClassifierConfig | None = None,
     valid_fraction: float = 0.1,
@@ -99,6 +229,8 @@ def train_text_classifier(
       model_options: ``ClassifierConfig`` fields (vocab_size and num_classes are set here;
         the data-dependent fields left out are resolved from the training split,
         ``seqclf.recipe``).
+      text_config: how texts become ids (``TextConfig``); its fields left at None are resolved
+        from the training split. None: the text settings of ``train_config``.
       train_config: a ``TrainConfig``; its fields left at None are resolved from the
         training split (``seqclf.recipe``).
       base_model: the configuration the options apply to (default ``ClassifierConfig()``;
@@ -117,11 +249,8 @@ def train_text_classifier(
       seqclf.run_lock.RunInUseError: another process is training into ``output_dir``.
     """
     train_config = train_config or TrainConfig()
-    check_training_data(train, valid)
-    if valid is None:
-        train, valid = train_validation_split(train, valid_fraction, seed=train_config.seed)
-    if valid.classes != train.classes:
-        valid = valid.with_classes(train.classes)
+    text = text_settings(text_config, train_config)
+    train, valid = split_for_validation(train, valid, valid_fraction, train_config.seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     store = CheckpointStore(output_dir)
@@ -133,51 +262,41 @@ def train_text_classifier(
             f"{store.latest_step()}); pass --resume to continue it or choose another "
             "--output-dir"
         )
+    vocabulary = None
     if saved is not None:
         vocabulary = Vocabulary.from_dict(saved["vocabulary"])
-        classes = saved["classes"]
-        if classes != train.classes:
+        if saved["classes"] != train.classes:
             raise CheckpointError(
-                f"{store.directory} was trained on classes {classes}, this data has {train.classes}"
+                f"{store.directory} was trained on classes {saved['classes']}, this data has "
+                f"{train.classes}"
             )
-        saved_train = TrainConfig.from_dict(saved["train_config"])
+        saved_train = with_text_settings(
+            config_from_dict(TrainConfig, saved["train_config"]), saved_text_config(saved)
+        )
+        given = with_text_settings(train_config, text)
         # Settings given now (None: "from the data", nothing given) that differ from the run's.
         differ = [
             f.name
             for f in dataclasses.fields(TrainConfig)
             if f.name != "epochs"
-            and getattr(train_config, f.name) is not None
-            and getattr(train_config, f.name) != getattr(saved_train, f.name)
+            and getattr(given, f.name) is not None
+            and getattr(given, f.name) != getattr(saved_train, f.name)
         ]
         epochs = train_config.epochs or saved_train.epochs
         train_config = dataclasses.replace(saved_train, epochs=epochs)
+        text = saved_text_config(saved)
         if differ:
             tqdm.write(
                 f"Resuming with the saved training settings (only --epochs may change; "
                 f"given now and not used: {', '.join(differ)})."
             )
-    else:
-        max_words = train_config.max_words or MAX_VOCABULARY + 2
-        train_config = dataclasses.replace(train_config, max_words=max_words)
-        vocabulary = Vocabulary.build(train.texts, max_words=max_words)
-        classes = train.classes
-
-    started = time.perf_counter()
-    train_ids = vocabulary.encode_batch(train.texts)
-    valid_ids = vocabulary.encode_batch(valid.texts)
-    encode_seconds = time.perf_counter() - started
-    tqdm.write(
-        f"Encoded {len(train_ids) + len(valid_ids)} texts in {encode_seconds:.1f} s "
-        f"(vocabulary {len(vocabulary)} words, classes {classes})."
-    )
-    profile = DataProfile.of(train_ids, train.labels, len(classes))
-    train_config, chosen = resolve_train_config(train_config, profile)
+    data = encode_splits(train, valid, text, train_config, vocabulary)
     config, chosen_model = resolve_model_config(
         model_options,
-        profile,
-        vocab_size=len(vocabulary),
-        num_classes=len(classes),
-        max_len=train_config.max_len,
+        data.profile,
+        vocab_size=len(data.vocabulary),
+        num_classes=len(data.classes),
+        max_len=data.text.max_len,
         base=base_model,
     )
     if saved is not None:
@@ -192,18 +311,19 @@ def train_text_classifier(
                 f"{store.directory} belongs to a different model configuration "
                 f"(saved vs now: {diff}); use another --output-dir or the same options"
             )
-    elif chosen or chosen_model:
-        tqdm.write(f"Settings from the data: {describe({**chosen, **chosen_model})}.")
+    elif data.chosen or chosen_model:
+        tqdm.write(f"Settings from the data: {describe({**data.chosen, **chosen_model})}.")
     meta = {
         "model_config": config.to_dict(),
-        "vocabulary": vocabulary.to_dict(),
-        "classes": classes,
+        "text_config": data.text.to_dict(),
+        "vocabulary": data.vocabulary.to_dict(),
+        "classes": data.classes,
     }
     result = fit(
         build_classifier(config),
-        (train_ids, train.labels),
-        (valid_ids, valid.labels),
-        train_config,
+        data.train,
+        data.valid,
+        data.train_config,
         store=store,
         meta=meta,
         resume=resume,
@@ -214,6 +334,13 @@ def train_text_classifier(
     )
     store.close()
     return TrainingRun(
-        output_dir, config, vocabulary, classes, result, encode_seconds, len(train), len(valid)
+        output_dir,
+        config,
+        data.vocabulary,
+        data.classes,
+        result,
+        data.encode_seconds,
+        len(train),
+        len(valid),
+        data.text,
     )
-

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from seqclf import ops
+from seqclf.config_dict import config_from_dict
 from seqclf.layers import (
     Conv1D,
     Dropout,
@@ -52,6 +53,7 @@ HEADS = ("recurrent_head", "nbsvm_head", "ngram_head")  # every head, in that or
 # embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
 DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+CONV_PADDINGS = ("same", "valid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,29 +98,31 @@ class ClassifierConfig:
       fused: train the recurrent layers with the hand-written cuDNN-style backward pass of
         ``seqclf.ops.fused`` (float32; same results within rounding, faster). False uses plain
         autodiff of ``seqclf.ops.recurrent``.
-      dtype: compute dtype ("float32" or "bfloat16"). Parameters (and so gradients and the
-        optimizer state) stay float32 and are cast at use; under bfloat16 the embedding output,
-        convolutions and the recurrent input projections run in bfloat16, while the recurrent
-        state (h, c) and its gate arithmetic, the output layer, the loss and the softmax stay
-        float32.
+      dtype: compute dtype ("float32", "bfloat16" or "float16"). Parameters (and so gradients
+        and the optimizer state) stay float32 and are cast at use; under bfloat16 the embedding
+        output, convolutions and the recurrent input projections run in bfloat16, while the
+        recurrent state (h, c) and its gate arithmetic, the output layer, the loss and the
+        softmax stay float32.
     """
 
     vocab_size: int = 20000
     num_classes: int = 2
     embed_dim: int = 128
     embed_dropout: float = 0.4
-    embed_dropout_mode: str = "element"
+    embed_dropout_mode: str = dataclasses.field(
+        default="element", metadata={"choices": tuple(DROPOUT_MODES)}
+    )
     conv_filters: tuple[int, ...] = (64,)
     conv_kernel_size: int = 5
-    conv_padding: str = "same"
+    conv_padding: str = dataclasses.field(default="same", metadata={"choices": CONV_PADDINGS})
     conv_activation: str = "relu"
     pool_size: int = 4
     pool_ceil: bool = True
-    rnn: str = "lstm"
+    rnn: str = dataclasses.field(default="lstm", metadata={"choices": tuple(ops.RECURRENCES)})
     hidden_size: int = 64
     num_layers: int = 1
     bidirectional: bool = True
-    reduce: str = "max"
+    reduce: str = dataclasses.field(default="max", metadata={"choices": REDUCTIONS})
     dropout: float = 0.3
     ngram_buckets: int = 0
     ngram_dim: int = 32
@@ -126,7 +130,7 @@ class ClassifierConfig:
     nb_ngrams: int = 3
     unroll: int = 1
     fused: bool = True
-    dtype: str = "float32"
+    dtype: str = dataclasses.field(default="float32", metadata={"choices": tuple(DTYPES)})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))
@@ -158,7 +162,7 @@ class ClassifierConfig:
             problems.append(f"rnn must be one of {sorted(ops.RECURRENCES)}, got {self.rnn!r}")
         if self.reduce not in REDUCTIONS:
             problems.append(f"reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
-        if self.conv_padding.lower() not in ("valid", "same"):
+        if self.conv_padding.lower() not in CONV_PADDINGS:
             problems.append(f"conv_padding must be 'valid' or 'same', got {self.conv_padding!r}")
         if self.embed_dropout_mode not in DROPOUT_MODES:
             problems.append(
@@ -185,16 +189,10 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
-        """Inverse of ``to_dict``; unknown keys are an error (a config from elsewhere).
-
-        A field that a saved config predates takes the value that reproduces the model it was
-        saved from (``_BEFORE_FIELD``), not today's default.
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown classifier config keys: {unknown}")
-        return cls(**{**_BEFORE_FIELD, **d})
+        """Inverse of ``to_dict``, by ``seqclf.config_dict``'s rule: an unknown key is an error
+        naming it; a field that a saved config predates takes the value that reproduces the
+        model it was saved from (``_BEFORE_FIELD``), not today's default."""
+        return config_from_dict(cls, d, before_field=_BEFORE_FIELD)
 
     @property
     def heads(self) -> tuple[str, ...]:

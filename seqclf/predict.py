@@ -1,4 +1,5 @@
-"""Prediction from a checkpoint directory alone: ``seqclf.load(dir)`` → ``Predictor``.
+"""Prediction: ``Predictor``, texts → class probabilities with the model's text pipeline
+(``seqclf.load(dir)``, in ``seqclf.loading``, opens one from a checkpoint directory).
 
 A predictor holds no mutable state after loading (a jit-compiled forward function, parameters and
 the vocabulary), so one instance can serve several threads at once, and gives each the same
@@ -18,13 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqclf.checkpoint import (
-    CheckpointError,
-    CheckpointStore,
-    CheckpointSuperseded,
-    tree_difference,
-)
+from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.data.batching import batches, pad_batch
+from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
 from seqclf.metrics import classification_metrics, mean_cross_entropy
@@ -33,7 +30,6 @@ from seqclf.model import HEAD_LOGITS, ClassifierConfig, build_classifier
 if TYPE_CHECKING:
     from seqclf.explain import Explanation
 
-_READ_ATTEMPTS = 5  # a superseded checkpoint is retried this often (each try lists steps again)
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
 _SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
 
@@ -53,27 +49,37 @@ class EmptyTextWarning(UserWarning):
 class Predictor:
     """Texts → class probabilities and labels, with the text pipeline the model was trained with.
 
+    ``model``: any Flax module with ``apply({"params": p}, tokens, lengths)`` → logits (B, C) may
+    be given instead of ``config`` (then ``explain`` and ``export``, which need a seqclf model,
+    are not available).
+
     Attributes:
       classes: label names, in the order of the probability columns.
-      config: the model's ``ClassifierConfig``.
+      config: the model's ``ClassifierConfig`` (None for a model of one's own).
+      model: the Flax module.
       vocabulary: the training vocabulary.
+      text: the ``TextConfig`` the model was trained with (tokenizer, length, truncation,
+        padded lengths); ``max_len``, ``truncating`` and ``buckets`` are its settings.
     """
 
     def __init__(
         self,
-        config: ClassifierConfig,
+        config: ClassifierConfig | None,
         params: Any,
         vocabulary: Vocabulary,
         classes: list[str],
         *,
-        max_len: int,
-        truncating: str,
-        buckets: list[int],
+        text: TextConfig,
         batch_size: int = 64,
+        model: Any = None,
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if len(classes) != config.num_classes:
+        if text.max_len is None or text.num_buckets is None:
+            raise ValueError(f"the text configuration must give max_len and num_buckets: {text}")
+        if config is None and model is None:
+            raise ValueError("give the model's ClassifierConfig, or the model")
+        if config is not None and len(classes) != config.num_classes:
             raise CheckpointError(
                 f"the checkpoint names {len(classes)} classes but the model has "
                 f"{config.num_classes} outputs"
@@ -81,12 +87,11 @@ class Predictor:
         self.config = config
         self.classes = list(classes)
         self.vocabulary = vocabulary
-        self.max_len = max_len
-        self.truncating = truncating
-        self.buckets = buckets
+        self.text = text
         self.batch_size = batch_size
-        self._params = jax.device_put(params)
-        model = build_classifier(config)
+        self._params = jax.device_put(jax.device_get(params))  # one device, whatever trained it
+        model = build_classifier(config) if model is None else model
+        self.model = model
 
         @jax.jit
         def forward(params, tokens, lengths):
@@ -99,14 +104,72 @@ class Predictor:
 
         self._forward = forward
         self._head_forward = head_forward
-        from seqclf.explain import integrated_gradients_fn
+        self._integrated_gradients = None
+        if config is not None:
+            from seqclf.explain import integrated_gradients_fn
 
-        self._integrated_gradients = integrated_gradients_fn(config)  # compiled on first use
+            self._integrated_gradients = integrated_gradients_fn(config)  # compiled on first use
+
+    @property
+    def max_len(self) -> int:
+        """Tokens kept per text (``text.max_len``)."""
+        return self.text.max_len
+
+    @property
+    def truncating(self) -> str:
+        """Which end of a long text is kept (``text.truncating``)."""
+        return self.text.truncating
+
+    @property
+    def buckets(self) -> list[int]:
+        """The padded lengths of the batches (``text.buckets``)."""
+        return self.text.buckets
+
+    def __repr__(self) -> str:  # never the parameter arrays
+        return f"{type(self).__name__}({self._summary()})"
+
+    def _summary(self) -> str:
+        model = (
+            f"rnn={self.config.rnn!r}, hidden_size={self.config.hidden_size}"
+            if self.config is not None
+            else f"model={type(self.model).__name__}"
+        )
+        return (
+            f"classes={self.classes}, heads={list(self.heads)}, {model}, "
+            f"vocabulary={len(self.vocabulary)} words, max_len={self.max_len}"
+        )
 
     @property
     def heads(self) -> tuple[str, ...]:
         """The model's output heads (``predict_proba(..., head=NAME)`` gives one alone)."""
-        return self.config.heads
+        return self.config.heads if self.config is not None else ("output",)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write this model as a run directory that ``seqclf.load`` reads: a checkpoint of its
+        parameters with the vocabulary, classes and configurations. A model of one's own is
+        loaded back with ``seqclf.load(directory, model=the_same_module)``.
+
+        Raises:
+          CheckpointError: ``directory`` already holds a checkpoint (nothing is overwritten).
+        """
+        store = CheckpointStore(directory)
+        try:
+            if store.latest_step() is not None:
+                raise CheckpointError(
+                    f"{directory} already holds a checkpoint (step {store.latest_step()}); "
+                    "choose another directory"
+                )
+            meta = {
+                "model_config": None if self.config is None else self.config.to_dict(),
+                "model_class": type(self.model).__name__,
+                "text_config": self.text.to_dict(),
+                "vocabulary": self.vocabulary.to_dict(),
+                "classes": self.classes,
+            }
+            store.save(0, {"params": self._params}, meta)
+        finally:
+            store.close()
+        return Path(directory)
 
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None, head: str | None = None
@@ -128,9 +191,9 @@ class Predictor:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be an iterable of texts, not a single str or bytes")
-        if head is not None and head not in self.config.heads:
-            raise ValueError(f"head must be one of {self.config.heads}, got {head!r}")
-        single = head is None or len(self.config.heads) == 1
+        if head is not None and head not in self.heads:
+            raise ValueError(f"head must be one of {self.heads}, got {head!r}")
+        single = head is None or len(self.heads) == 1
         texts = iter(texts)
         empty: list[int] = []
         n_empty = 0
@@ -229,6 +292,7 @@ class Predictor:
         """
         from seqclf.explain import explain_texts
 
+        self._needs_seqclf_model("explain")
         if isinstance(texts, (str, bytes)):
             texts = [texts]
         return explain_texts(self, list(texts), steps, target)
@@ -238,7 +302,15 @@ class Predictor:
         jax and numpy alone (see ``seqclf.export``); returns ``out_dir``."""
         from seqclf.export import export_predictor
 
+        self._needs_seqclf_model("export")
         return export_predictor(self, out_dir, platforms)
+
+    def _needs_seqclf_model(self, what: str) -> None:
+        if self.config is None:
+            raise NotImplementedError(
+                f"{what} needs a seqclf model (build_classifier); this predictor wraps "
+                f"{type(self.model).__name__}"
+            )
 
     def labelled_probabilities(
         self, dataset: TextDataset, batch_size: int | None = None
@@ -288,75 +360,3 @@ def _encode(vocabulary: Vocabulary, texts: list[Any], offset: int) -> list[np.nd
                     f"text {offset + i} is not valid UTF-8 ({e.reason} at byte {e.start})"
                 ) from None
         raise
-
-
-def load(checkpoint_dir: str | Path, step: int | None = None, batch_size: int = 64) -> Predictor:
-    """Open a trained model from its output (or checkpoints) directory, in any process.
-
-    Args:
-      checkpoint_dir: the ``--output-dir`` of a training run.
-      step: a checkpoint step; default the best by validation accuracy.
-      batch_size: texts per forward pass.
-
-    Returns:
-      A ``Predictor`` with ``.classes``, ``.predict_proba(texts)`` and ``.predict(texts)``.
-
-    A run may be read while it trains: when the checkpoint picked is superseded (removed by the
-    training run) while it is read, the steps are listed again and the new best is read.
-    """
-    for attempt in range(_READ_ATTEMPTS):
-        store = CheckpointStore(checkpoint_dir, create=False)
-        try:
-            return _load(store, step, batch_size)
-        except CheckpointSuperseded as err:
-            if step is not None or attempt == _READ_ATTEMPTS - 1:
-                raise CheckpointSuperseded(f"{err}; try again (or pass another step)") from None
-        finally:
-            store.close()  # the arrays are in memory; no orbax threads left behind
-    raise AssertionError("unreachable")
-
-
-def _load(store: CheckpointStore, step: int | None, batch_size: int) -> Predictor:
-    step = store.best_step() if step is None else step
-    meta = store.restore_meta(step)
-    try:
-        config = ClassifierConfig.from_dict(meta["model_config"])
-        vocabulary = Vocabulary.from_dict(meta["vocabulary"])
-        classes = meta["classes"]
-        train_config = meta["train_config"]
-    except (KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(
-            f"{store.directory}/{step}: incomplete seqclf metadata ({err})"
-        ) from err
-    if len(vocabulary) != config.vocab_size:
-        raise CheckpointError(
-            f"{store.directory}/{step}: vocabulary has {len(vocabulary)} ids but the model "
-            f"expects {config.vocab_size}"
-        )
-    params = store.restore_params(step)
-    _check_params(config, params, store.directory / str(step))
-    from seqclf.data.batching import bucket_boundaries
-
-    return Predictor(
-        config,
-        params,
-        vocabulary,
-        classes,
-        max_len=train_config["max_len"],
-        truncating=train_config["truncating"],
-        buckets=bucket_boundaries(train_config["max_len"], train_config["num_buckets"]),
-        batch_size=batch_size,
-    )
-
-
-def _check_params(config: ClassifierConfig, params: Any, where: Path) -> None:
-    """The saved arrays must have exactly the shapes this configuration builds."""
-    model = build_classifier(config)
-    tokens = jnp.zeros((1, 8), jnp.int32)
-    expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), tokens, jnp.ones(1, int)))
-    difference = tree_difference(expected["params"], params)
-    if difference:
-        raise CheckpointError(
-            f"{where}: the saved parameters do not match the saved model configuration "
-            f"({difference})"
-        )

@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 import seqclf
 from seqclf.cli import build_parser, main
 from seqclf.data import sources
-from seqclf.data.sources import LabelWarning, load_any, load_table, read_texts
+from seqclf.data.sources import LabelWarning, read_dataset, read_table, read_texts
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -68,7 +68,7 @@ def reviews(path: Path, n: int = 24) -> Path:
 def test_a_csv_row_with_an_unquoted_comma_is_an_error_naming_the_line(tmp_path, capsys):
     data = tmp_path / "commas.csv"
     data.write_text("text,label\ngood film,pos\nslow, but fine,pos\nbad,neg\n", "utf-8")
-    for read in (load_table, lambda p: list(read_texts(p))):
+    for read in (read_table, lambda p: list(read_texts(p))):
         with pytest.raises(ValueError, match=r"commas\.csv: line 3 has 3 fields, the header 2"):
             read(data)
     err = cli_error(capsys, ["train", "--train", data, "--output-dir", tmp_path / "out"])
@@ -77,18 +77,18 @@ def test_a_csv_row_with_an_unquoted_comma_is_an_error_naming_the_line(tmp_path, 
     )
     assert '("like, this"), with any " inside it doubled' in err
     data.write_text('text,label\ngood film,pos\n"slow, but fine",pos\n', "utf-8")
-    assert load_table(data).texts == ["good film", "slow, but fine"]
+    assert read_table(data).texts == ["good film", "slow, but fine"]
 
 
 def test_a_tsv_text_holding_a_tab_is_an_error_unless_quoted(tmp_path):
     data = tmp_path / "tabs.tsv"
     data.write_text("text\tlabel\ngood\tpos\nslow\tbut fine\tpos\n", "utf-8")
     with pytest.raises(ValueError, match="line 3 has 3 fields, the header 2; a text holding a tab"):
-        load_table(data)
+        read_table(data)
     with pytest.raises(ValueError, match="line 3 has 3 fields"):
         list(read_texts(data))
     data.write_text('text\tlabel\ngood\tpos\n"slow\tbut ""fine"""\tpos\n', "utf-8")
-    assert load_table(data).texts == ["good", 'slow\tbut "fine"']
+    assert read_table(data).texts == ["good", 'slow\tbut "fine"']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_labels_differing_in_spaces_are_merged_and_in_case_kept_with_a_warning(t
     data = tmp_path / "labels.csv"
     data.write_text("text,label\na,pos\nb, pos\nc,POS\nd,Neg\ne,neg\nf,neg \n", "utf-8")
     with pytest.warns(LabelWarning) as caught:
-        ds = load_table(data)
+        ds = read_table(data)
     assert ds.classes == ["Neg", "POS", "neg", "pos"]  # spaces stripped, case kept
     assert ds.labels.tolist() == [3, 3, 1, 0, 2, 2]
     (message,) = [str(w.message) for w in caught]
@@ -114,7 +114,7 @@ def test_labels_differing_in_spaces_are_merged_and_in_case_kept_with_a_warning(t
     data.write_text("text,label\na, pos\nb, neg\n", "utf-8")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_table(data).classes == ["neg", "pos"]
+        assert read_table(data).classes == ["neg", "pos"]
     # The command prints the warning as a note (here before an option error stops it).
     data.write_text("text,label\na,pos\nb,POS\nc,neg\n", "utf-8")
     args = ["train", "--train", data, "--output-dir", tmp_path / "o", "--max-len", "0"]
@@ -127,7 +127,7 @@ def test_labels_differing_in_spaces_are_merged_and_in_case_kept_with_a_warning(t
     # Against given classes, a label that differs only in case is named so.
     with pytest.raises(ValueError, match=r"label 'POS' is not .* differs only in case from 'pos'"):
         with pytest.warns(LabelWarning):
-            load_table(data, classes=["neg", "pos"])
+            read_table(data, classes=["neg", "pos"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_an_empty_data_dir_says_where_it_looked_and_what_to_install(tmp_path, mo
     empty.mkdir()
     monkeypatch.setitem(sys.modules, "importlib_resources", None)  # as on a fresh machine
     with pytest.raises(RuntimeError) as caught:
-        seqclf.load_tfds("imdb_reviews", data_dir=empty)
+        seqclf.read_tfds("imdb_reviews", data_dir=empty)
     message = str(caught.value)
     assert f"is not prepared in {empty}{os.sep}imdb_reviews" in message
     assert "pip install 'seqclf[prepare]' (missing: " in message
@@ -209,12 +209,12 @@ def test_a_relative_data_dir_from_another_folder_is_named_absolutely(tmp_path, c
     own = elsewhere / "imdb_reviews"
     own.mkdir()
     with pytest.raises(FileNotFoundError, match=f"pass its parent folder {elsewhere}"):
-        seqclf.load_tfds("imdb_reviews", data_dir=own, download=False)
+        seqclf.read_tfds("imdb_reviews", data_dir=own, download=False)
 
 
 def test_an_unknown_config_or_version_is_one_line(imdb_data_dir):
     with pytest.raises(ValueError, match=r"TFDS dataset 'imdb_reviews:9\.9\.9': .* only: 1\.0\.0"):
-        seqclf.load_tfds("imdb_reviews:9.9.9", data_dir=imdb_data_dir)  # TFDS: AssertionError
+        seqclf.read_tfds("imdb_reviews:9.9.9", data_dir=imdb_data_dir)  # TFDS: AssertionError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_messages_quote_at_most_200_characters_of_the_data(tmp_path, capsys):
     many = tmp_path / "many.jsonl"
     many.write_text('{"text": "a", "label": "%s"}\n' % ("z" * 100_000), "utf-8")
     with pytest.raises(ValueError) as caught:
-        load_table(many, classes=["neg", "pos"])
+        read_table(many, classes=["neg", "pos"])
     assert len(str(caught.value)) < 500 and "'zzz" in str(caught.value)
 
 
@@ -261,7 +261,7 @@ def test_a_fifo_or_a_folder_is_said_to_be_what_it_is(tmp_path, capsys):
     with pytest.raises(OSError, match="is a FIFO"):
         read_texts(fifo)
     with pytest.raises(OSError, match="is a FIFO"):
-        load_any(fifo)
+        read_dataset(fifo)
     folder = tmp_path / "texts.csv"
     folder.mkdir()
     with pytest.raises(IsADirectoryError, match=r"texts\.csv is a folder, not a file"):
@@ -294,7 +294,7 @@ def test_valid_fraction_errors_name_the_flag(tmp_path, capsys):
     assert "fraction=0.01 of 8 examples leaves the validation split empty; pass another " in err
     assert "(--valid-fraction), or validation data (valid=, --valid)" in err
     with pytest.raises(ValueError, match=r"\(valid_fraction=, --valid-fraction\) must be in"):
-        seqclf.train_validation_split(load_table(data), 2.0)
+        seqclf.train_validation_split(read_table(data), 2.0)
 
 
 def test_test_labels_are_checked_before_training_and_a_late_failure_names_the_model(

@@ -85,8 +85,8 @@ def test_imdb_example_help_lists_the_options():
 def review_files(imdb_data_dir, tmp_path_factory):
     """A CSV to train on and a JSON Lines file to evaluate on, with string labels."""
     folder = tmp_path_factory.mktemp("reviews")
-    train = seqclf.load_tfds(split="train[:600]", data_dir=imdb_data_dir)
-    test = seqclf.load_tfds(split="test[:100]", data_dir=imdb_data_dir)
+    train = seqclf.read_tfds(split="train[:600]", data_dir=imdb_data_dir)
+    test = seqclf.read_tfds(split="test[:100]", data_dir=imdb_data_dir)
     with open(folder / "train.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["review", "sentiment"])

@@ -16,13 +16,13 @@ from seqclf.data import (
     Vocabulary,
     batches,
     bucket_boundaries,
-    load_any,
-    load_folder,
-    load_table,
-    load_tfds,
     num_batches,
     pad_batch,
+    read_dataset,
+    read_folder,
+    read_table,
     read_texts,
+    read_tfds,
     resolve_data_dir,
     standardize,
     tokenize,
@@ -69,7 +69,7 @@ def test_vocabulary_order_is_by_frequency_then_alphabetical():
     assert vocab.words == ["<pad>", "<unk>", "e", "a", "b", "c", "d"]
     assert len(vocab) == 7
     assert Vocabulary.build(list(reversed(texts))) == vocab  # input order does not matter
-    assert Vocabulary.build(texts, max_words=4).words == ["<pad>", "<unk>", "e", "a"]
+    assert Vocabulary.build(texts, vocab_size=4).words == ["<pad>", "<unk>", "e", "a"]
     assert Vocabulary.build(texts, min_count=2).words == ["<pad>", "<unk>", "e", "a", "b"]
 
 
@@ -117,8 +117,8 @@ def _random_texts(n: int, seed: int) -> list[str]:
 
 def test_vectorized_paths_match_the_reference():
     texts = _random_texts(600, seed=0) + ["", "   ", "!!!"]
-    vocab = Vocabulary.build(texts[:300], max_words=25)
-    assert vocab == Vocabulary.build_reference(texts[:300], max_words=25)
+    vocab = Vocabulary.build(texts[:300], vocab_size=25)
+    assert vocab == Vocabulary.build_reference(texts[:300], vocab_size=25)
     fast = vocab.encode_batch(texts)
     assert len(fast) == len(texts)
     for text, ids in zip(texts, fast, strict=True):
@@ -165,8 +165,8 @@ def test_empty_vocabulary_source_raises():
         Vocabulary.build([])
     with pytest.raises(ValueError, match="no words"):
         Vocabulary.build(["!!!", ""])
-    with pytest.raises(ValueError, match="max_words"):
-        Vocabulary.build(["a"], max_words=2)
+    with pytest.raises(ValueError, match="vocab_size"):
+        Vocabulary.build(["a"], vocab_size=2)
     with pytest.raises(TypeError, match="single str"):
         Vocabulary.build("not a list of texts")
 
@@ -179,7 +179,7 @@ def test_empty_vocabulary_source_raises():
 def test_csv_with_string_labels(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text('text,label\n"Great, truly",pos\nAwful,neg\n"two\nlines",pos\n\n', "utf-8")
-    ds = load_table(path)
+    ds = read_table(path)
     assert ds.texts == ["Great, truly", "Awful", "two\nlines"]
     assert ds.classes == ["neg", "pos"]
     assert ds.labels.dtype == np.int32 and ds.labels.tolist() == [1, 0, 1]
@@ -188,27 +188,27 @@ def test_csv_with_string_labels(tmp_path):
 def test_tsv_and_jsonl_with_integer_labels(tmp_path):
     tsv = tmp_path / "data.tsv"
     tsv.write_text("label\treview\n2\tok\n10\tgreat\n1\tbad\n", "utf-8")
-    ds = load_table(tsv, text_column="review")
+    ds = read_table(tsv, text_column="review")
     assert ds.classes == ["1", "2", "10"]  # integer labels sort numerically
     assert ds.labels.tolist() == [1, 2, 0]
 
     jsonl = tmp_path / "data.jsonl"
     rows = [{"text": "good", "label": 1}, {"text": "bad", "label": 0}, {"text": "", "label": 1}]
     jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n", "utf-8")
-    ds = load_table(jsonl)
+    ds = read_table(jsonl)
     assert ds.classes == ["0", "1"] and ds.labels.tolist() == [1, 0, 1]
     assert ds.texts == ["good", "bad", ""]
-    same = load_table(tmp_path / "data.jsonl", format="jsonl")
+    same = read_table(tmp_path / "data.jsonl", format="jsonl")
     assert same.texts == ds.texts
     array = tmp_path / "data.json"  # a .json file may also hold one array of objects
     array.write_text(json.dumps(rows), "utf-8")
-    assert load_table(array) == ds
+    assert read_table(array) == ds
 
 
 def test_csv_with_bom_and_windows_line_endings(tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes("text,label\r\nnaïve,b\r\nok,a\r\n".encode("utf-8-sig"))
-    ds = load_table(path)
+    ds = read_table(path)
     assert ds.texts == ["naïve", "ok"] and ds.classes == ["a", "b"] and ds.labels.tolist() == [1, 0]
 
 
@@ -216,54 +216,54 @@ def test_misnamed_column_lists_the_columns(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text("review,sentiment\nnice,pos\n", "utf-8")
     with pytest.raises(ValueError) as err:
-        load_table(path)
+        read_table(path)
     message = str(err.value)
     assert "'text'" in message and "['review', 'sentiment']" in message
     with pytest.raises(ValueError, match="no label column 'label'.*'sentiment'"):
-        load_table(path, text_column="review")
-    assert load_table(path, "review", "sentiment").classes == ["pos"]
+        read_table(path, text_column="review")
+    assert read_table(path, "review", "sentiment").classes == ["pos"]
 
 
 def test_unseen_label_at_evaluation_names_label_and_line(tmp_path):
     path = tmp_path / "test.csv"
     path.write_text("text,label\na,pos\nb,neg\nc,neutral\n", "utf-8")
     with pytest.raises(ValueError, match=r"line 4: label 'neutral' is not one of the classes"):
-        load_table(path, classes=["neg", "pos"])
+        read_table(path, classes=["neg", "pos"])
     ok = tmp_path / "ok.csv"
     ok.write_text("text,label\na,pos\nb,pos\n", "utf-8")
-    assert load_table(ok, classes=["neg", "pos"]).labels.tolist() == [1, 1]
+    assert read_table(ok, classes=["neg", "pos"]).labels.tolist() == [1, 1]
     ids = tmp_path / "ids.csv"
     ids.write_text("text,label\na,1\nb,0\n", "utf-8")  # class ids for named classes
-    assert load_table(ids, classes=["neg", "pos"]).labels.tolist() == [1, 0]
+    assert read_table(ids, classes=["neg", "pos"]).labels.tolist() == [1, 0]
     with pytest.raises(ValueError, match="line 3: label '0' is not one of the classes"):
-        load_table(ids, classes=["1", "2"])  # integer class names: labels are names, not ids
+        read_table(ids, classes=["1", "2"])  # integer class names: labels are names, not ids
     jsonl = tmp_path / "test.jsonl"
     jsonl.write_text('{"text": "a", "label": "pos"}\n{"text": "b", "label": "meh"}\n', "utf-8")
     with pytest.raises(ValueError, match="line 2: label 'meh'"):
-        load_table(jsonl, classes=["neg", "pos"])
+        read_table(jsonl, classes=["neg", "pos"])
 
 
 def test_table_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"text,label\nfine,pos\nbroken \xff here,neg\n")
     with pytest.raises(ValueError, match=r"bad\.csv: line 3 is not valid UTF-8"):
-        load_table(bad)
+        read_table(bad)
     empty = tmp_path / "empty.tsv"
     empty.write_text("", "utf-8")
     with pytest.raises(ValueError, match="empty"):
-        load_table(empty)
+        read_table(empty)
     header_only = tmp_path / "header.csv"
     header_only.write_text("text,label\n", "utf-8")
     with pytest.raises(ValueError, match="no rows"):
-        load_table(header_only)
+        read_table(header_only)
     unknown = tmp_path / "data.xlsx"
     unknown.write_text("x", "utf-8")
     with pytest.raises(ValueError, match="format"):
-        load_table(unknown)
+        read_table(unknown)
     broken_json = tmp_path / "b.jsonl"
     broken_json.write_text('{"text": "a", "label": 1}\n{"text": \n', "utf-8")
     with pytest.raises(ValueError, match="line 2 is not valid JSON"):
-        load_table(broken_json)
+        read_table(broken_json)
 
 
 def test_read_texts_streams_each_format(tmp_path):
@@ -332,35 +332,37 @@ def test_folder_loader(tmp_path):
     _write_acl_imdb(root, {"pos": 3, "neg": 2})
     (root / "empty").mkdir()
     (root / "urls_pos.txt").write_text("http://x", "utf-8")  # files beside folders are ignored
-    ds = load_folder(root)
+    ds = read_folder(root)
     assert ds.classes == ["neg", "pos"]
     assert ds.labels.tolist() == [0, 0, 1, 1, 1]
     assert ds.texts[0] == "neg review 0<br />"
     _write_acl_imdb(root, {"unsup": 4})
-    assert load_folder(root).classes == ["neg", "pos", "unsup"]
-    only = load_folder(root, classes=["pos", "neg"])
+    assert read_folder(root).classes == ["neg", "pos", "unsup"]
+    only = read_folder(root, classes=["pos", "neg"])
     assert only.classes == ["pos", "neg"] and only.labels.tolist() == [0, 0, 0, 1, 1]
     (root / "neg" / "bad.txt").write_bytes(b"\xff")
     with pytest.raises(ValueError, match=r"bad\.txt is not valid UTF-8"):
-        load_folder(root)
+        read_folder(root)
     (tmp_path / "none" / "pos").mkdir(parents=True)
     with pytest.raises(ValueError, match="no subfolder holds .txt files"):
-        load_folder(tmp_path / "none")
+        read_folder(tmp_path / "none")
 
 
 def test_load_any_dispatches(tmp_path, imdb_data_dir):
     _write_acl_imdb(tmp_path / "folder", {"pos": 1, "neg": 1})
-    assert load_any(tmp_path / "folder").classes == ["neg", "pos"]
+    assert read_dataset(tmp_path / "folder").classes == ["neg", "pos"]
     table = tmp_path / "t.csv"
     table.write_text("text,label\na,x\n", "utf-8")
-    assert load_any(str(table)).classes == ["x"]
+    assert read_dataset(str(table)).classes == ["x"]
     with pytest.raises(FileNotFoundError):
-        load_any(tmp_path / "missing.csv")
+        read_dataset(tmp_path / "missing.csv")
     with pytest.raises(UnknownDatasetError, match="no file or folder 'imdb_reviewz'"):
-        load_any("imdb_reviewz", data_dir=imdb_data_dir)
-    ds = load_any("imdb_reviews", split="test[:20]", data_dir=imdb_data_dir, classes=["pos", "neg"])
+        read_dataset("imdb_reviewz", data_dir=imdb_data_dir)
+    ds = read_dataset(
+        "imdb_reviews", split="test[:20]", data_dir=imdb_data_dir, classes=["pos", "neg"]
+    )
     assert len(ds) == 20 and ds.classes == ["pos", "neg"]
-    plain = load_tfds("imdb_reviews", split="test[:20]", data_dir=imdb_data_dir)
+    plain = read_tfds("imdb_reviews", split="test[:20]", data_dir=imdb_data_dir)
     assert (ds.labels == 1 - plain.labels).all()
 
 
@@ -370,12 +372,12 @@ def test_load_any_dispatches(tmp_path, imdb_data_dir):
 
 
 def test_load_tfds_slice_of_shared_imdb(imdb_data_dir):
-    ds = load_tfds("imdb_reviews", split="train[:200]", data_dir=imdb_data_dir)
+    ds = read_tfds("imdb_reviews", split="train[:200]", data_dir=imdb_data_dir)
     assert len(ds) == 200
     assert ds.classes == ["neg", "pos"]
     assert set(ds.labels.tolist()) <= {0, 1} and ds.labels.dtype == np.int32
     assert all(isinstance(t, str) and t for t in ds.texts)
-    ids = Vocabulary.build(ds.texts, max_words=500).encode_batch(ds.texts)
+    ids = Vocabulary.build(ds.texts, vocab_size=500).encode_batch(ds.texts)
     assert len(ids) == 200 and all(len(x) > 0 for x in ids)
 
 
@@ -390,16 +392,16 @@ def test_tfds_record_parsing_matches_tfds_decoding(imdb_data_dir):
 
 def test_tfds_errors(tmp_path, imdb_data_dir, monkeypatch):
     with pytest.raises(UnknownDatasetError, match="'imdb_reviewz'.*did you mean 'imdb_reviews'"):
-        load_tfds("imdb_reviewz", data_dir=imdb_data_dir)
+        read_tfds("imdb_reviewz", data_dir=imdb_data_dir)
     with pytest.raises(ValueError, match="not a text dataset"):
-        load_tfds("mnist", data_dir=tmp_path)
+        read_tfds("mnist", data_dir=tmp_path)
     with pytest.raises(ValueError, match="Unknown split 'validation'"):
-        load_tfds("imdb_reviews", split="validation", data_dir=imdb_data_dir)
+        read_tfds("imdb_reviews", split="validation", data_dir=imdb_data_dir)
     with pytest.raises(FileNotFoundError, match="not prepared"):
-        load_tfds("imdb_reviews", data_dir=tmp_path, download=False)
+        read_tfds("imdb_reviews", data_dir=tmp_path, download=False)
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
     with pytest.raises(RuntimeError, match=r"pip install 'seqclf\[prepare\]'.*--data-dir"):
-        load_tfds("imdb_reviews", data_dir=tmp_path, download=True)
+        read_tfds("imdb_reviews", data_dir=tmp_path, download=True)
 
 
 def test_resolve_data_dir(monkeypatch):

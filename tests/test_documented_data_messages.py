@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 
 import seqclf
 from seqclf.cli import main
-from seqclf.data.sources import LabelWarning, load_table
+from seqclf.data.sources import LabelWarning, read_table
 from seqclf.data.text import Vocabulary
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "what-happens-when.md"
@@ -116,7 +116,7 @@ def label_spellings(c: Case) -> None:
     c.write("reviews.csv", "text,label\na,pos\nb, pos\nc,POS\nd,neg\n")
     c.cli("train", "--train", "reviews.csv", "--output-dir", "run", "--max-len", "0")
     with pytest.warns(LabelWarning):
-        load_table("reviews.csv")
+        read_table("reviews.csv")
 
 
 def unseen_label(c: Case) -> None:
@@ -124,7 +124,7 @@ def unseen_label(c: Case) -> None:
     c.cli("train", "--train", c.reviews(), "--test", "test.csv", "--output-dir", "run", *TINY)
     assert not (c.folder / "run" / "checkpoints").exists()  # refused before training
     c.write("cased.csv", "text,label\ngood,POS\n")
-    c.api(lambda: load_table("cased.csv", classes=["neg", "pos"]), ValueError)
+    c.api(lambda: read_table("cased.csv", classes=["neg", "pos"]), ValueError)
 
 
 def late_test_failure(c: Case) -> None:
@@ -141,7 +141,7 @@ def late_test_failure(c: Case) -> None:
 
 def empty(c: Case) -> None:
     c.cli("train", "--train", c.write("reviews.csv", "text,label\n"), "--output-dir", "run")
-    c.api(lambda: seqclf.load_tfds("imdb_reviews", split="test[:0]", data_dir=c.imdb()))
+    c.api(lambda: seqclf.read_tfds("imdb_reviews", split="test[:0]", data_dir=c.imdb()))
 
 
 def one_class(c: Case) -> None:

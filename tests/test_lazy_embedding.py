@@ -146,7 +146,7 @@ def test_a_lazy_run_checkpoints_and_restores_its_moments(tmp_path):
     config = seqclf.TrainConfig(
         epochs=2, batch_size=8, max_len=10, num_buckets=1, lazy_embedding=True
     )
-    store = seqclf.CheckpointStore(tmp_path)
+    store = seqclf.checkpoint.CheckpointStore(tmp_path)
     result = train_module.fit(
         MODEL,
         (tokens[:40], labels[:40]),

@@ -173,7 +173,7 @@ def test_the_fitted_nbsvm_head_is_what_the_model_computes():
     head, report = fit_nbsvm(train, valid, 3, 512, 2, config)
     assert "kept C=" in report
     model = build_classifier(vocab_size=len(vocab), num_classes=3, nb_buckets=512, nb_ngrams=2)
-    batch = next(seqclf.batches(ids[150:], None, 30, max_len=8))
+    batch = next(seqclf.data.batches(ids[150:], None, 30, max_len=8))
     tokens, lengths = jnp.asarray(batch["tokens"]), jnp.asarray(batch["lengths"])
     params = model.init(jax.random.PRNGKey(0), tokens, lengths)["params"]
     params = {**params, "nb_head": jax.tree_util.tree_map(jnp.asarray, head)}

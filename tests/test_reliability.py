@@ -244,7 +244,7 @@ def kill_after_checkpoint(proc: subprocess.Popen, out: Path, lab: Lab) -> None:
 
 
 def params_of(out: Path, step: int | None = None):
-    store = seqclf.CheckpointStore(out, create=False)
+    store = seqclf.checkpoint.CheckpointStore(out, create=False)
     try:
         return store.restore_params(store.latest_step() if step is None else step)
     finally:
@@ -266,7 +266,7 @@ def history_of(out: Path) -> list[dict]:
 
 
 def assert_every_checkpoint_restores(out: Path) -> list[int]:
-    store = seqclf.CheckpointStore(out, create=False)
+    store = seqclf.checkpoint.CheckpointStore(out, create=False)
     try:
         for step in store.all_steps():
             assert store.restore_meta(step)["format"] == "seqclf-checkpoint-1"
@@ -302,7 +302,7 @@ def test_empty_data_and_splits_say_which(lab, capsys, imdb_data_dir):
     err = cli_error(capsys, ["train", "--train", header_only, "--output-dir", lab.root / "x"])
     assert err.endswith(f"{header_only} has no rows")
     with pytest.raises(ValueError, match=r"split 'test\[:0\]' is empty \(0 examples\)"):
-        seqclf.load_tfds("imdb_reviews", split="test[:0]", data_dir=imdb_data_dir)
+        seqclf.read_tfds("imdb_reviews", split="test[:0]", data_dir=imdb_data_dir)
     tiny = write_csv(lab.root / "tiny.csv", [("good", "pos"), ("bad", "neg")] * 3)
     err = cli_error(capsys, ["train", "--train", tiny, "--output-dir", lab.root / "x"])
     assert "fraction=0.1 of 6 examples leaves the validation split empty" in err
@@ -318,7 +318,7 @@ def test_max_len_zero_or_negative_is_rejected(lab, capsys):
     for value in ("0", "-3"):
         args = [*lab.train_args(lab.root / "x"), "--max-len", value]
         err = cli_error(capsys, args)
-        assert f"invalid training configuration: max_len must be >= 1, got {value}" in err
+        assert f"invalid text configuration: max_len must be >= 1, got {value}" in err
 
 
 def test_unknown_tfds_name_and_non_text_feature(lab, capsys, imdb_data_dir, tmp_path):
@@ -354,7 +354,7 @@ def test_a_batch_larger_than_the_data_warns_and_trains_on_all_of_it(monkeypatch)
     with pytest.warns(UserWarning, match=r"batch_size 200 is larger than the training set "
                       r"\(30 examples\): every step uses all 30 of them"):  # fmt: skip
         with pytest.raises(Stop):
-            seqclf.fit(None, (ids, labels), (ids, labels), config, progress=False)
+            seqclf.train.fit(None, (ids, labels), (ids, labels), config, progress=False)
     assert seen["total_steps"] == 3  # one step per epoch
 
 
@@ -425,7 +425,7 @@ def test_checkpoint_of_another_configuration_or_vocabulary(lab, capsys):
     )
 
     # Arrays of another vocabulary size: the mismatching parameter is named with both shapes.
-    store = seqclf.CheckpointStore(out, create=False)
+    store = seqclf.checkpoint.CheckpointStore(out, create=False)
     target = _raw_state(store)
     words, dim = target["params"]["embedding"]["embedding"].shape
     target["params"]["embedding"]["embedding"] = np.zeros((words + 7, dim), np.float32)
@@ -448,7 +448,7 @@ def test_checkpoint_of_another_configuration_or_vocabulary(lab, capsys):
     assert f"vocabulary has {words - 1} ids but the model expects {words}" in err
 
 
-def _raw_state(store: seqclf.CheckpointStore):
+def _raw_state(store: seqclf.checkpoint.CheckpointStore):
     import orbax.checkpoint as ocp
 
     step = store.latest_step()

@@ -32,8 +32,8 @@ SMALL_TRAINING = dict(
 
 @pytest.fixture(scope="module")
 def imdb_slices(imdb_data_dir):
-    train = seqclf.load_tfds(split="train[:2000]", data_dir=imdb_data_dir)
-    test = seqclf.load_tfds(split="test[:500]", data_dir=imdb_data_dir)
+    train = seqclf.read_tfds(split="train[:2000]", data_dir=imdb_data_dir)
+    test = seqclf.read_tfds(split="test[:500]", data_dir=imdb_data_dir)
     return train, test
 
 
@@ -68,7 +68,7 @@ def test_tiny_fit_beats_chance_clearly(trained, imdb_slices):
 
 def test_best_and_latest_checkpoints_are_kept(trained):
     run, out = trained
-    store = seqclf.CheckpointStore(out, create=False)
+    store = seqclf.checkpoint.CheckpointStore(out, create=False)
     best = max(run.fit.history, key=lambda h: h["val_accuracy"])
     assert store.best_step() == best["step"]
     assert store.latest_step() == run.fit.history[-1]["step"]
@@ -132,7 +132,7 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
 
 
 def _params(out: Path):
-    store = seqclf.CheckpointStore(out, create=False)
+    store = seqclf.checkpoint.CheckpointStore(out, create=False)
     return store.restore_params(store.latest_step())
 
 
@@ -155,7 +155,7 @@ def test_interrupted_run_resumes_from_the_right_step_and_ends_identical(
     )
     assert cut.fit.stopped_by == "SIGINT"
     assert int(cut.fit.state.step) == 18
-    assert seqclf.CheckpointStore(tmp_path / "cut", create=False).latest_step() == 16
+    assert seqclf.checkpoint.CheckpointStore(tmp_path / "cut", create=False).latest_step() == 16
     monkeypatch.undo()
 
     resumed = seqclf.train_text_classifier(

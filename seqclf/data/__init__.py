@@ -1,5 +1,9 @@
-"""Data: labelled texts from TFDS, tables or folders; tokenization, vocabulary; padded batches."""
+"""Data: labelled texts from TFDS, tables or folders; how text becomes ids (``TextConfig``,
+tokenization, vocabulary); padded batches."""
 
+from typing import Any
+
+from seqclf.data.aliases import OLD_NAMES, old_name
 from seqclf.data.batching import (
     batches,
     bucket_boundaries,
@@ -7,16 +11,17 @@ from seqclf.data.batching import (
     pad_batch,
     truncate,
 )
+from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import (
     LabelWarning,
     TextDataset,
     UnknownDatasetError,
-    load_any,
-    load_folder,
-    load_table,
-    load_tfds,
+    read_dataset,
+    read_folder,
     read_numbered_texts,
+    read_table,
     read_texts,
+    read_tfds,
     resolve_data_dir,
     train_validation_split,
 )
@@ -28,15 +33,16 @@ __all__ = [
     "OOV_TOKEN",
     "PAD",
     "PAD_TOKEN",
+    "TextConfig",
     "TextDataset",
     "UnknownDatasetError",
     "Vocabulary",
     "batches",
     "bucket_boundaries",
-    "load_any",
-    "load_folder",
-    "load_table",
-    "load_tfds",
+    "read_dataset",
+    "read_folder",
+    "read_table",
+    "read_tfds",
     "num_batches",
     "pad_batch",
     "read_numbered_texts",
@@ -47,3 +53,9 @@ __all__ = [
     "train_validation_split",
     "truncate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in OLD_NAMES:  # load_table & co., the readers' older names
+        return old_name(name)
+    raise AttributeError(f"module 'seqclf.data' has no attribute {name!r}")

@@ -276,7 +276,7 @@ def _text_and_label_keys(name: str, info: Any) -> tuple[str, str]:
     return text_key, label_key
 
 
-def load_tfds(
+def read_tfds(
     name: str = "imdb_reviews",
     split: str = "train",
     data_dir: str | PathLike | None = None,
@@ -703,7 +703,7 @@ def similar_labels_message(spellings: dict[str, set[str]]) -> str | None:
     return cut("; ".join(parts), 4 * QUOTE_LIMIT) if parts else None
 
 
-def load_table(
+def read_table(
     path: str | PathLike,
     text_column: str = "text",
     label_column: str = "label",
@@ -759,7 +759,7 @@ def load_table(
 # ---------------------------------------------------------------------------------------------
 
 
-def load_folder(path: str | PathLike, classes: Sequence[str] | None = None) -> TextDataset:
+def read_folder(path: str | PathLike, classes: Sequence[str] | None = None) -> TextDataset:
     """Loads ``path/<class>/*.txt`` (the aclImdb layout: ``train/pos/0_9.txt``, ...).
 
     Args:
@@ -802,7 +802,7 @@ def load_folder(path: str | PathLike, classes: Sequence[str] | None = None) -> T
 # ---------------------------------------------------------------------------------------------
 
 
-def load_any(
+def read_dataset(
     path_or_name: str | PathLike,
     *,
     split: str = "train",
@@ -813,20 +813,20 @@ def load_any(
     format: str | None = None,
     classes: Sequence[str] | None = None,
 ) -> TextDataset:
-    """A folder -> ``load_folder``, a file -> ``load_table``, anything else -> ``load_tfds``.
+    """A folder -> ``read_folder``, a file -> ``read_table``, anything else -> ``read_tfds``.
 
     ``split``, ``data_dir`` and ``download`` apply to TFDS; ``text_column``, ``label_column`` and
     ``format`` to tables; ``classes`` to all three (for TFDS: renumber to these classes).
     """
     p = Path(path_or_name)
     if p.is_dir():
-        return load_folder(p, classes=classes)
+        return read_folder(p, classes=classes)
     if p.exists() or p.suffix.lower() in TABLE_FORMATS:
         check_file(p)  # a FIFO, a socket: say what it is before the suffix matters
-        return load_table(p, text_column, label_column, format=format, classes=classes)
+        return read_table(p, text_column, label_column, format=format, classes=classes)
     _check_tfds_name(os.fspath(path_or_name))
     try:
-        ds = load_tfds(os.fspath(path_or_name), split=split, data_dir=data_dir, download=download)
+        ds = read_tfds(os.fspath(path_or_name), split=split, data_dir=data_dir, download=download)
     except UnknownDatasetError as e:
         raise UnknownDatasetError(f"{e} (and there is no file or folder {str(p)!r})") from None
     return ds if classes is None else ds.with_classes(classes)

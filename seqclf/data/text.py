@@ -209,6 +209,18 @@ class _HashTable:
 # ---------------------------------------------------------------------------------------------
 
 
+def _vocab_size(vocab_size: int, max_words: int | None) -> int:
+    """``vocab_size``, or the deprecated ``max_words`` when that is what was given."""
+    if max_words is None:
+        return vocab_size
+    import warnings
+
+    warnings.warn(
+        "Vocabulary.build(max_words=...) is now vocab_size=...", DeprecationWarning, stacklevel=3
+    )
+    return max_words
+
+
 class Vocabulary:
     """Word <-> id table: ``PAD = 0``, ``OOV = 1``, then words by descending frequency.
 
@@ -219,7 +231,7 @@ class Vocabulary:
 
     Example::
 
-        vocab = Vocabulary.build(train_texts, max_words=20000)
+        vocab = Vocabulary.build(train_texts, vocab_size=20000)
         ids = vocab.encode("A great movie!")          # int32 (3,)
         all_ids = vocab.encode_batch(train_texts)     # list of int32 (T_i,)
         vocab.decode(ids)                             # "a great movie"
@@ -247,21 +259,28 @@ class Vocabulary:
 
     @classmethod
     def build(
-        cls, texts: Iterable[str | bytes], max_words: int = 20000, min_count: int = 1
+        cls,
+        texts: Iterable[str | bytes],
+        vocab_size: int = 20000,
+        min_count: int = 1,
+        *,
+        max_words: int | None = None,
     ) -> Vocabulary:
         """Builds the vocabulary of the most frequent words of ``texts``.
 
         Args:
           texts: documents, str or UTF-8 bytes.
-          max_words: size of the vocabulary, counting ``<pad>`` and ``<unk>``; at least 3.
+          vocab_size: size of the vocabulary, counting ``<pad>`` and ``<unk>``; at least 3.
           min_count: words seen fewer times are left out (they encode as OOV).
+          max_words: the older name of ``vocab_size`` (deprecated).
 
         Returns:
-          A ``Vocabulary`` with at most ``max_words`` entries.
+          A ``Vocabulary`` with at most ``vocab_size`` entries.
         """
-        if max_words < 3:
+        vocab_size = _vocab_size(vocab_size, max_words)
+        if vocab_size < 3:
             raise ValueError(
-                f"max_words counts <pad> and <unk>, so it must be >= 3, got {max_words}"
+                f"vocab_size counts <pad> and <unk>, so it must be >= 3, got {vocab_size}"
             )
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
@@ -272,21 +291,27 @@ class Vocabulary:
         if not counts:
             raise ValueError(f"cannot build a vocabulary: the {len(strs)} texts contain no words")
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        words = [w for w, c in ranked[: max_words - 2] if c >= min_count]
+        words = [w for w, c in ranked[: vocab_size - 2] if c >= min_count]
         if not words:
             raise ValueError(f"no word occurs at least min_count={min_count} times")
         return cls(words)
 
     @classmethod
     def build_reference(
-        cls, texts: Iterable[str | bytes], max_words: int = 20000, min_count: int = 1
+        cls,
+        texts: Iterable[str | bytes],
+        vocab_size: int = 20000,
+        min_count: int = 1,
+        *,
+        max_words: int | None = None,
     ) -> Vocabulary:
         """``build`` by ``tokenize`` and a Counter: slow, obviously right (used by the tests)."""
         from collections import Counter
 
+        vocab_size = _vocab_size(vocab_size, max_words)
         counts = Counter(w for t in _as_strs(texts) for w in tokenize(t))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return cls([w for w, c in ranked[: max_words - 2] if c >= min_count])
+        return cls([w for w, c in ranked[: vocab_size - 2] if c >= min_count])
 
     # -- properties ---------------------------------------------------------------------------
 

@@ -1,0 +1,128 @@
+"""TextConfig: how text becomes ids, saved with the checkpoint and read by the predictor; older
+checkpoints (text settings inside train_config) still load; one rule for unknown keys."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import seqclf
+from seqclf.checkpoint import CheckpointStore
+from seqclf.data.preprocessing import TextConfig
+from seqclf.experiment import text_settings
+from seqclf.model import ClassifierConfig, build_classifier
+from seqclf.train import TrainConfig
+
+TEXTS = ["a good film", "a bad film", "good good", "bad plot", "fine film", "dull plot"]
+# The cheapest model to compile: what is tested is the text pipeline around it.
+CHEAP = {"embed_dim": 8, "conv_filters": (), "rnn": "rnn", "hidden_size": 8,
+         "bidirectional": False, "reduce": "last", "nb_buckets": 0, "fused": False}  # fmt: skip
+CONFIG = ClassifierConfig(vocab_size=9, **CHEAP)
+
+
+def write_checkpoint(out, *, old: bool):
+    """A checkpoint as ``train_text_classifier`` writes it (untrained parameters); ``old``: as
+    seqclf wrote it before TextConfig, the text settings only in train_config."""
+    vocabulary = seqclf.Vocabulary.build(TEXTS, vocab_size=9)
+    model = build_classifier(CONFIG)
+    params = model.init(jax.random.PRNGKey(0), jnp.ones((1, 4), int), jnp.ones(1, int))["params"]
+    train = TrainConfig(epochs=1, batch_size=4, max_len=3, num_buckets=1, max_words=9)
+    meta = {
+        "model_config": CONFIG.to_dict(),
+        "vocabulary": vocabulary.to_dict(),
+        "classes": ["neg", "pos"],
+        "train_config": train.to_dict(),
+        "progress": {},
+        "history": [],
+    }
+    if not old:
+        meta["text_config"] = TextConfig(
+            vocab_size=9, max_len=2, truncating="post", num_buckets=1
+        ).to_dict()
+    store = CheckpointStore(out)
+    store.save(1, {"params": params, "step": 1}, meta, 0.5)
+    store.close()
+    return out
+
+
+@pytest.mark.parametrize("old", [True, False])
+def test_the_predictor_reads_the_text_config_and_old_checkpoints_still_load(tmp_path, old):
+    predictor = seqclf.load(write_checkpoint(tmp_path / "run", old=old))
+    if old:  # from train_config: max_len 3, truncating "pre"
+        assert predictor.text == TextConfig(
+            vocab_size=9, max_len=3, truncating="pre", num_buckets=1
+        )
+    else:
+        assert predictor.text == TextConfig(
+            vocab_size=9, max_len=2, truncating="post", num_buckets=1
+        )
+    assert (predictor.max_len, predictor.buckets) == (
+        predictor.text.max_len,
+        predictor.text.buckets,
+    )
+    assert predictor.predict_proba(TEXTS).shape == (len(TEXTS), 2)
+    # The text settings reach the encoding: 'post' keeps the start, 'pre' the end.
+    long = "good " * 2 + "bad " * 5
+    ids = predictor.vocabulary.encode(long)
+    kept = seqclf.data.truncate(ids, predictor.max_len, predictor.truncating)
+    assert list(kept) == (list(ids[-3:]) if old else list(ids[:2]))
+
+
+def test_round_trip_and_unknown_keys_raise_naming_them():
+    text = TextConfig(vocab_size=50, max_len=20, truncating="post", num_buckets=2)
+    assert TextConfig.from_dict(text.to_dict()) == text
+    with pytest.raises(ValueError, match="unknown TextConfig key.*'max_length'"):
+        TextConfig.from_dict({**text.to_dict(), "max_length": 3})
+    with pytest.raises(ValueError, match="unknown ClassifierConfig key.*'layers'"):
+        ClassifierConfig.from_dict({**CONFIG.to_dict(), "layers": 2})
+    assert TextConfig.from_train_config(TrainConfig(max_words=7, max_len=5)) == TextConfig(
+        vocab_size=7, max_len=5
+    )
+
+
+def test_bad_values_are_rejected_naming_the_field():
+    for kwargs, field in (
+        ({"tokenizer": "bpe"}, "tokenizer"),
+        ({"truncating": "middle"}, "truncating"),
+        ({"vocab_size": 2}, "vocab_size"),
+        ({"max_len": 0}, "max_len"),
+        ({"num_buckets": 1.5}, "num_buckets"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            TextConfig(**kwargs)
+    with pytest.raises(ValueError, match="max_len or num_buckets is None"):
+        _ = TextConfig().buckets
+
+
+def test_text_settings_given_twice_must_agree():
+    assert text_settings(None, TrainConfig(max_len=9)) == TextConfig(max_len=9)
+    assert text_settings(TextConfig(max_len=9), TrainConfig()) == TextConfig(max_len=9)
+    assert text_settings(TextConfig(max_len=9), TrainConfig(max_len=9)) == TextConfig(max_len=9)
+    with pytest.raises(ValueError, match="max_len is given both"):
+        text_settings(TextConfig(max_len=9), TrainConfig(max_len=10))
+    with pytest.raises(ValueError, match="TrainConfig.max_words"):
+        text_settings(TextConfig(vocab_size=90), TrainConfig(max_words=100))
+
+
+def test_a_training_run_saves_its_text_config(tmp_path):
+    from tiny_run import synthetic_reviews
+
+    run = seqclf.train_text_classifier(
+        synthetic_reviews(40, seed=1),
+        tmp_path / "run",
+        model_options=CHEAP,
+        text_config=TextConfig(vocab_size=30, max_len=16),
+        train_config=TrainConfig(epochs=1, batch_size=8),
+        progress=False,
+    )
+    assert run.text_config == TextConfig(vocab_size=30, max_len=16, num_buckets=1)
+    meta = CheckpointStore(tmp_path / "run", create=False).restore_meta()
+    assert TextConfig.from_dict(meta["text_config"]) == run.text_config
+    assert meta["train_config"]["max_len"] == 16  # the training loop's copy agrees
+    assert seqclf.load(tmp_path / "run").text == run.text_config
+    assert len(repr(run)) < 300 and "Array" not in repr(run)
+    np.testing.assert_array_equal(
+        run.vocabulary.encode("great"), seqclf.load(tmp_path / "run").vocabulary.encode("great")
+    )
