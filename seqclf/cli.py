@@ -169,7 +169,8 @@ def add_model_options(parser: argparse.ArgumentParser, defaults: ClassifierConfi
         "--fused",
         action=argparse.BooleanOptionalAction,
         default=defaults.fused,
-        help="recurrent layers with the hand-written cuDNN-style backward pass (float32)",
+        help="recurrent layers on the fast path (a hand-written cuDNN-style backward pass); "
+        "--no-fused: the plain autodiff reference scans",
     )
     g.add_argument(
         "--dtype",
