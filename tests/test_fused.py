@@ -366,3 +366,27 @@ def test_bfloat16_matmuls_take_bfloat16_operands_and_accumulate_in_float32(refer
         for eqn in dots:
             assert [v.aval.dtype for v in eqn.invars] == [jnp.bfloat16] * 2, eqn
             assert eqn.params["preferred_element_type"] == jnp.float32, eqn
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_recurrent_layer_takes_the_fast_path_in_every_dtype(dtype):
+    """seqclf.layers.Recurrent: fused=True runs the custom VJP (bfloat16 too: no silent fallback
+    to the scan), fused=False the reference; float32 parameters either way, equal outputs."""
+    from seqclf.layers import Recurrent
+
+    xs = jnp.asarray(np.random.default_rng(9).normal(size=(2, 5, 3)), dtype)
+    lengths = jnp.asarray([5, 2])
+    layers = {f: Recurrent("lstm", 4, bidirectional=True, dtype=dtype, fused=f) for f in (1, 0)}
+    variables = layers[True].init(jax.random.key(0), xs, lengths)
+    assert {p.dtype for p in jax.tree_util.tree_leaves(variables)} == {jnp.dtype(jnp.float32)}
+    outputs = {}
+    for fused_, layer in layers.items():
+        jaxpr = str(jax.make_jaxpr(lambda v, layer=layer: layer.apply(v, xs, lengths))(variables))
+        assert ("custom_vjp_call" in jaxpr) == bool(fused_)
+        outputs[fused_] = jax.jit(layer.apply)(variables, xs, lengths)
+    tol = TOL if dtype == jnp.float32 else BF16_TOL
+    _close(
+        jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), outputs[True]),
+        jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), outputs[False]),
+        tol,
+    )

@@ -36,6 +36,10 @@ is held and the output is zero (a prefix mask is what lengths give; any mask wor
 
 References: Appleyard, Kocisky & Blunsom, "Optimizing performance of recurrent neural networks
 on GPUs", arXiv:1604.01946, 2016 (the structure cuDNN's RNN kernels use).
+
+(Longer than ~400 lines for one reason: each recurrence keeps its three paths and its
+hand-written derivative together, so a reader checks the backward against the forward it
+differentiates without leaving the page. The CPU's loop trick lives in ``_cpu_loops``.)
 """
 
 from __future__ import annotations

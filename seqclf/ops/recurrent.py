@@ -33,6 +33,9 @@ in it and accumulates in float32 (float64 under float64); biases, the state (h, 
 arithmetic are float32 (at least); ``ys`` comes out in ``xs.dtype``, final states in float32 (at
 least). So bfloat16 inputs with float32 parameters (master weights) run bfloat16 matmuls with a
 float32 state and get float32 parameter gradients. Both implementations follow these rules.
+
+(Longer than ~400 lines for one reason: each of the six public layers spells out its whole
+docstring, because the API reference is read from the source without importing it.)
 """
 
 from __future__ import annotations
