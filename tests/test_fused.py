@@ -390,3 +390,28 @@ def test_recurrent_layer_takes_the_fast_path_in_every_dtype(dtype):
         jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), outputs[False]),
         tol,
     )
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's compiled HLO")
+def test_bfloat16_loops_convert_no_whole_buffer_per_step():
+    """XLA:CPU has no bfloat16 dynamic-update-slice: a loop stacking bfloat16 rows converts the
+    whole (T, B, H) buffer to float32 and back at every step. The fast path's loops stack
+    float32 and cast once outside, forward only and forward + backward."""
+    import re
+
+    steps = 16
+    params = _params("lstm", 3, 4)
+    xs, lengths = jnp.zeros((2, steps, 3), jnp.bfloat16), jnp.asarray([16, 5])
+
+    def forward(params, xs):
+        return ops.lstm(params, xs, lengths)[0]
+
+    def gradient(params, xs):
+        return jax.grad(lambda p, x: jnp.sum(forward(p, x).astype(jnp.float32)), (0, 1))(params, xs)
+
+    whole = re.compile(rf"= \w+\[{steps},[\d,]+\]\S* convert\(%param")
+    for fn in (forward, gradient):
+        hlo = jax.jit(fn).lower(params, xs).compile().as_text()
+        fusions = [c for c in hlo.split("\n\n") if "dynamic-update-slice" in c]
+        assert fusions  # the loops' row writes are there to check
+        assert not [c for c in fusions if whole.search(c)], fn.__name__

@@ -86,6 +86,12 @@ def _input_grad(grads: jax.Array, w: jax.Array) -> jax.Array:
     return matmul(_flat(grads), w.T).reshape(*grads.shape[:2], w.shape[0])
 
 
+# _low_precision_outputs: the loops read and write their (T, B, ...) arrays in float32 and cast
+# them to bfloat16 outside, in one pass. XLA:CPU has no bfloat16 dynamic-update-slice: a loop
+# stacking bfloat16 outputs converts the whole (T, B, H) buffer to float32 and back at every
+# step (T passes over it instead of one; seen in the compiled HLO).
+
+
 def _sigmoid_grad(s: jax.Array) -> jax.Array:
     return s * (1.0 - s)
 
@@ -112,10 +118,10 @@ def _rnn(w_ih, w_hh, b_ih, b_hh, xs, mask, h0, unroll):
     def step(h, inputs):
         x_t, m_t = inputs
         new = jnp.tanh(matmul(jnp.concatenate([x_t, h.astype(d)], axis=-1), w) + b)
-        return _hold(m_t, new, h), _outputs(m_t, new).astype(d)
+        return _hold(m_t, new, h), _outputs(m_t, new)
 
     h, ys = jax.lax.scan(step, h0, (xs, mask), unroll=unroll)
-    return ys, h
+    return ys.astype(d), h  # (cast after the loop: see _low_precision_outputs)
 
 
 def _rnn_fwd(w_ih, w_hh, b_ih, b_hh, xs, mask, h0, unroll):
@@ -136,6 +142,7 @@ def _rnn_bwd(unroll, residuals, cotangents):
     w_ih, w_hh, b_ih, b_hh, xs, mask, h0, hs = residuals
     dys, dh_n = cotangents
     d = xs.dtype
+    dys = dys.astype(dh_n.dtype)  # C before the loop (see _low_precision_outputs)
     w_t = w_hh.astype(d).T
 
     def step(dh, inputs):
@@ -250,10 +257,10 @@ def _lstm(w_ih, w_hh, b_ih, b_hh, xs, mask, h0, c0, unroll):
         x_t, m_t = inputs
         acts = _lstm_activations(matmul(jnp.concatenate([x_t, h.astype(d)], axis=-1), w) + b)
         h, c = _lstm_update(acts, h, c, m_t)
-        return (h, c), _outputs(m_t, h).astype(d)
+        return (h, c), _outputs(m_t, h)
 
     (h, c), ys = jax.lax.scan(step, (h0, c0), (xs, mask), unroll=unroll)
-    return ys, h, c
+    return ys.astype(d), h, c  # (cast after the loop: see _low_precision_outputs)
 
 
 def _lstm_fwd(w_ih, w_hh, b_ih, b_hh, xs, mask, h0, c0, unroll):
@@ -268,6 +275,7 @@ def _lstm_bwd(unroll, residuals, cotangents):
     w_ih, w_hh, b_ih, b_hh, xs, mask, h0, c0, hs, cs, acts = residuals
     dys, dh_n, dc_n = cotangents
     d = xs.dtype
+    dys = dys.astype(dh_n.dtype)  # C before the loop (see _low_precision_outputs)
     step = functools.partial(_lstm_step_grad, w_hh.astype(d).T)
     inputs = (dys, cs, _previous(c0, cs), mask)
     dh0, dc0, dgates = _cpu_loops.backward(step, dh_n, dc_n, acts, inputs, unroll)
@@ -347,10 +355,10 @@ def _gru(w_ih, w_hh, b_ih, b_hh, xs, mask, h0, unroll):
     def step(h, inputs):
         x_t, m_t = inputs
         h, *_ = _gru_gates(matmul(x_t, w_i) + b_ih, matmul(h, w_h) + b_hh, h, m_t)
-        return h, _outputs(m_t, h).astype(d)
+        return h, _outputs(m_t, h)
 
     h, ys = jax.lax.scan(step, h0, (xs, mask), unroll=unroll)
-    return ys, h
+    return ys.astype(d), h  # (cast after the loop: see _low_precision_outputs)
 
 
 def _gru_fwd(w_ih, w_hh, b_ih, b_hh, xs, mask, h0, unroll):
@@ -373,6 +381,7 @@ def _gru_bwd(unroll, residuals, cotangents):
     w_ih, w_hh, b_ih, b_hh, xs, mask, h0, hs, acts = residuals
     dys, dh_n = cotangents
     d = xs.dtype
+    dys = dys.astype(dh_n.dtype)  # C before the loop (see _low_precision_outputs)
     w_t = w_hh.astype(d).T
     h_prev = _previous(h0, hs)
 

@@ -212,10 +212,12 @@ def _reference_recurrence(kind: str):
             if m_t is not None:  # past a sequence's end its state is held, its output zero
                 new = jax.tree_util.tree_map(lambda n, o: jnp.where(m_t, n, o), new, carry)
                 y = jnp.where(m_t, y, 0.0)
-            return new, y.astype(d)
+            return new, y
 
         final, ys = jax.lax.scan(step, carry, (xw, mask), unroll=unroll)
-        return ys, final if kind == "lstm" else (final,)
+        # ys leave the loop in float32 and are cast once: XLA:CPU would convert a whole
+        # bfloat16 output buffer at every step (seqclf.ops.fused, _low_precision_outputs).
+        return ys.astype(d), final if kind == "lstm" else (final,)
 
     return recurrence
 
