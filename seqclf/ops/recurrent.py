@@ -22,7 +22,9 @@ same order as PyTorch and cuDNN, so ``seqclf.interop`` only has to transpose.
 
 Speed comes from the structure cuDNN uses: the input projection ``x @ w_ih`` of every time step is
 one large matmul before the scan, and the scan body holds only ``h @ w_hh`` (all gates in one
-matmul) and the gate arithmetic.
+matmul) and the gate arithmetic. (The fast path without a gradient, for inference, instead
+projects each step's input inside the loop and so writes no (T, B, G*H) buffer: see
+``seqclf.ops.fused``.)
 
 Padding: with ``lengths``, steps ``t >= lengths[b]`` leave the state unchanged and output zeros,
 so the final state is each sequence's state at its own last valid step. ``reverse=True`` reads
