@@ -1,11 +1,11 @@
 """One script for a GPU machine: check seqclf on the GPU, then benchmark it there.
 
 (a) Correctness: outputs, final states and gradients (w.r.t. weights, inputs and initial state) of
-    ``seqclf.ops`` (scan reference) and ``seqclf.ops.fused`` (custom VJP), for LSTM, GRU and simple
-    RNN, with padded lengths (including 0 and 1) and reverse, computed on the GPU in float32 and
-    compared with the same reference computed on the CPU in float64. Also checks
-    ``jax.experimental.rnn.lstm`` (cuDNN) outputs and input gradients against it. Prints
-    PASS/FAIL per case.
+    ``seqclf.ops.*_reference`` (the scans) and ``seqclf.ops.lstm`` / ``gru`` / ``simple_rnn``
+    (the fast custom VJP), for LSTM, GRU and simple RNN, with padded lengths (including 0 and 1)
+    and reverse, computed on the GPU in float32 and compared with the same reference computed on
+    the CPU in float64. Also checks ``jax.experimental.rnn.lstm`` (cuDNN) outputs and input
+    gradients against it. Prints PASS/FAIL per case.
 (b) Speed: ``rnn_speed.py --device gpu --quick`` (the issue's shapes, batch 64 / length 512 /
     hidden 512 included; float32, plus TF32 and bf16 rows at that shape) for LSTM, then GRU and
     simple RNN, within a time budget (``--budget-s``, default 150 s), writing
@@ -59,7 +59,6 @@ def check_correctness(device: str, tol: float = 2e-4) -> bool:
     import jax.numpy as jnp
 
     from seqclf import ops
-    from seqclf.ops import fused
 
     cpu = jax.devices("cpu")[0]
     dev = jax.devices(device)[0]
@@ -67,7 +66,7 @@ def check_correctness(device: str, tol: float = 2e-4) -> bool:
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(batch, steps, features))
     lengths = np.array([37, 0, 1, 20, 36, 5], np.int32)
-    impls = {"seqclf-scan": ops.RECURRENCES, "seqclf-fused": fused.FUSED}
+    impls = {"seqclf-scan": True, "seqclf-fused": False}  # name -> reference
     all_ok = True
 
     for kind in ("rnn", "lstm", "gru"):
@@ -97,7 +96,7 @@ def check_correctness(device: str, tol: float = 2e-4) -> bool:
 
             with jax.enable_x64(True):
                 args64 = jax.device_put((params, xs, state), cpu)
-                ref = ops.RECURRENCES[kind]
+                ref = ops.recurrence(kind, reference=True)
                 grad64 = jax.jit(
                     jax.grad(lambda p, x, s, fn=ref: loss(fn, p, x, s), (0, 1, 2), has_aux=True)
                 )
@@ -106,8 +105,8 @@ def check_correctness(device: str, tol: float = 2e-4) -> bool:
                 jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), (params, xs, state)),
                 dev,
             )
-            for name, table in impls.items():
-                fn = table[kind]
+            for name, reference in impls.items():
+                fn = ops.recurrence(kind, reference=reference)
                 grad32 = jax.jit(
                     jax.grad(lambda p, x, s, fn=fn: loss(fn, p, x, s), (0, 1, 2), has_aux=True)
                 )
@@ -141,7 +140,7 @@ def check_cudnn(params, xs, lengths, dev, cpu, tol) -> bool:
         p64, x64 = jax.device_put((params, xs), cpu)
 
         def ref_loss(x):
-            ys = ops.lstm(p64, x, jnp.asarray(lengths))[0]
+            ys = ops.lstm_reference(p64, x, jnp.asarray(lengths))[0]
             return jnp.sum(ys * w_out), ys
 
         dx_ref, ys_ref = jax.grad(ref_loss, has_aux=True)(x64)

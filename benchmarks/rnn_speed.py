@@ -3,8 +3,10 @@
 Implementations, all fed the same inputs and the same weights (converted between layouts) and
 checked against each other before timing:
 
-    seqclf-scan        seqclf.ops.lstm / gru / simple_rnn (lax.scan, autodiffed)
-    seqclf-fused[-uN]  seqclf.ops.fused.*_fused (cuDNN-style custom VJP), scan unroll N
+    seqclf-scan        seqclf.ops.lstm_reference / gru_reference / simple_rnn_reference
+                       (lax.scan, autodiffed)
+    seqclf-fused[-uN]  seqclf.ops.lstm / gru / simple_rnn, the fast path (cuDNN-style custom
+                       VJP; forward-only without a gradient), scan unroll N
     flax               flax.linen.RNN(OptimizedLSTMCell / GRUCell / SimpleCell)
     jax-lstm_ref       jax.experimental.rnn.lstm_ref (lax.scan; CPU, LSTM only)
     jax-cudnn          jax.experimental.rnn.lstm (cuDNN; GPU, LSTM only)
@@ -19,6 +21,8 @@ and its share of the machine's measured float32 matmul peak.
     python benchmarks/rnn_speed.py --device gpu --quick --kinds lstm,gru,rnn
     python benchmarks/rnn_speed.py --scaling              # time against length and batch
     python benchmarks/rnn_speed.py --smoke --out /tmp/x   # seconds; for the tests
+    python benchmarks/rnn_speed.py --targets              # the issue's three shapes, float32
+                                                          # and bfloat16, fwd and fwdbwd
 
 Writes ``rnn_speed.csv`` (impl,device,precision,batch,seq_len,hidden,mode,ms; impl is
 ``kind/name``), ``rnn_speed.md`` and ``rnn_speed.png`` into ``--out``.
@@ -54,6 +58,8 @@ def grid(args: argparse.Namespace) -> list[tuple[int, int, int, int]]:
         return [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
     if args.smoke:
         return [(2, 4, 2, 4), (2, 8, 2, 4)]
+    if args.targets:
+        return list(TARGETS)
     if args.quick:
         extra = [(32, 256, 64, 128), (64, 128, 128, 256)]
         return sorted(TARGETS + extra, key=lambda s: (s[3], s[0], s[1]))
@@ -129,9 +135,8 @@ def _jax_thunks(case: Case, apply: Callable, params) -> Thunks:
 def seqclf_impl(fused: bool, unroll: int) -> Callable[[Case], Thunks]:
     def build(case: Case) -> Thunks:
         from seqclf import ops
-        from seqclf.ops import fused as fz
 
-        fn = (fz.FUSED if fused else ops.RECURRENCES)[case.kind]
+        fn = ops.recurrence(case.kind, reference=not fused)
         return _jax_thunks(case, lambda p, x: fn(p, x, unroll=unroll)[0], case.params)
 
     return build
@@ -399,7 +404,6 @@ def memory_rows(device: str, kind: str = "lstm", shape=(64, 2048, 128, 256)) -> 
     import jax.numpy as jnp
 
     from seqclf import ops
-    from seqclf.ops import fused as fz
 
     b, t, f, h = shape
     p = jax.tree_util.tree_map(jnp.asarray, ops.init_params(jax.random.key(0), kind, f, h))
@@ -407,9 +411,9 @@ def memory_rows(device: str, kind: str = "lstm", shape=(64, 2048, 128, 256)) -> 
     cell = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell, "rnn": nn.SimpleCell}[kind](h)
     model = nn.RNN(cell)
     candidates = {
-        "seqclf-scan": (lambda p, x: ops.RECURRENCES[kind](p, x)[0], p),
-        "seqclf-fused": (lambda p, x: fz.FUSED[kind](p, x)[0], p),
-        "seqclf-fused remat=True": (lambda p, x: fz.FUSED[kind](p, x, remat=True)[0], p),
+        "seqclf-scan": (lambda p, x: ops.recurrence(kind, reference=True)(p, x)[0], p),
+        "seqclf-fused": (lambda p, x: ops.recurrence(kind)(p, x)[0], p),
+        "seqclf-fused remat=True": (lambda p, x: ops.recurrence(kind)(p, x, remat=True)[0], p),
         "flax": (model.apply, flax_params(kind, jax.tree_util.tree_map(np.asarray, p))),
     }
     lines = [
@@ -484,6 +488,7 @@ def target_summary(rows: list[Row], device: str) -> list[str]:
                 f"| {shape} | {flax:.1f} | {scan:.1f} | {best} | {fused[best]:.1f} | "
                 f"{speedup:.2f}x | ≥ {goal}x | {'yes' if speedup >= goal else 'no'} |"
             )
+        lines += ["", *_forward_only_summary(by)]
     else:
         shape = TARGETS[2]
         for prec in ("float32", "tf32"):
@@ -510,7 +515,65 @@ def target_summary(rows: list[Row], device: str) -> list[str]:
                     f"  - vs flax {flax:.2f} ms: {sp:.2f}x faster "
                     f"(goal ≥ 2x: {'met' if sp >= 2 else 'missed'})"
                 )
-    return lines
+    return lines + ["", *_bf16_summary(by, device)]
+
+
+def _best_fused(by: dict, kind: str, shape, mode: str, precision: str) -> tuple[str, float] | None:
+    """The fastest seqclf-fused[-uN] row of one (kind, shape, mode, precision), or None."""
+    ours = {
+        k[1]: v
+        for k, v in by.items()
+        if k[0] == kind and k[1].startswith("seqclf-fused") and k[2:] == (shape, mode, precision)
+    }
+    if not ours:
+        return None
+    best = min(ours, key=ours.get)
+    return best, ours[best]
+
+
+def _forward_only_summary(by: dict) -> list[str]:
+    """LSTM forward only (no gradient: the custom VJP's lean primal) against Flax, goal ≥ 1.0x."""
+    lines = [
+        "Forward only (inference), LSTM, float32:",
+        "",
+        "| shape (B, T, F, H) | flax ms | best seqclf-fused | ms | speedup vs flax | goal | met |",
+        "| --- | ---: | --- | ---: | ---: | --- | --- |",
+    ]
+    for shape in TARGETS:
+        flax = by.get(("lstm", "flax", shape, "fwd", "float32"))
+        best = _best_fused(by, "lstm", shape, "fwd", "float32")
+        if flax is None or best is None:
+            continue
+        speedup = flax / best[1]
+        lines.append(
+            f"| {shape} | {flax:.1f} | {best[0]} | {best[1]:.1f} | {speedup:.2f}x | ≥ 1.0x | "
+            f"{'yes' if speedup >= 1.0 else 'no'} |"
+        )
+    return lines if len(lines) > 4 else []
+
+
+def _bf16_summary(by: dict, device: str) -> list[str]:
+    """seqclf-fused in bfloat16 against itself in float32 (goal: faster; ≥ 1.3x on a GPU)."""
+    goal = 1.3 if device == "gpu" else 1.0
+    lines = [
+        "bfloat16 against float32, seqclf-fused (best unroll of each), LSTM:",
+        "",
+        "| shape (B, T, F, H) | mode | float32 ms | bf16 ms | bf16 speedup | goal | met |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for shape in TARGETS:
+        for mode in ("fwd", "fwdbwd"):
+            f32 = _best_fused(by, "lstm", shape, mode, "float32")
+            bf16 = _best_fused(by, "lstm", shape, mode, "bf16")
+            if f32 is None or bf16 is None:
+                continue
+            speedup = f32[1] / bf16[1]
+            met = "yes" if (speedup >= goal if device == "gpu" else speedup > 1.0) else "no"
+            lines.append(
+                f"| {shape} | {mode} | {f32[1]:.2f} | {bf16[1]:.2f} | {speedup:.2f}x | "
+                f"{'≥ 1.3x' if goal > 1.0 else '> 1.0x'} | {met} |"
+            )
+    return lines if len(lines) > 4 else []
 
 
 @dataclass
@@ -699,6 +762,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--smoke", action="store_true", help="two tiny shapes, seqclf and flax only: for the tests"
     )
     parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="the issue's three shapes only, float32 and bf16 (fwd: forward-only; fwdbwd)",
+    )
+    parser.add_argument(
         "--scaling",
         action="store_true",
         help="length 64..2048 at batch 32, batch 16..256 at length 256, hidden 128: time growth",
@@ -760,16 +828,21 @@ def main(argv: list[str] | None = None) -> list[Row]:
         return []
     kinds = [k for k in args.kinds.split(",") if k]
     unrolls = [int(u) for u in args.unrolls.split(",") if u] or (
-        [1] if args.scaling else [1, 4] if args.quick or args.smoke else [1, 2, 4, 8]
+        [1]
+        if args.scaling
+        else [1, 4]
+        if args.quick or args.smoke or args.targets
+        else [1, 2, 4, 8]
     )
     max_gflop = (
         args.max_gflop
         if args.max_gflop is not None
         else (400.0 if args.device == "cpu" else float("inf"))
     )
-    precs = [
-        p for p in (args.precisions.split(",") if args.precisions else precisions(args.device))
-    ]
+    default_precs = precisions(args.device)
+    if args.targets and "bf16" not in default_precs:
+        default_precs.append("bf16")  # bfloat16 on the CPU as well (AVX512_BF16 / AMX)
+    precs = args.precisions.split(",") if args.precisions else default_precs
     work = [
         (kind, shape, prec)
         for kind in kinds

@@ -15,6 +15,8 @@ Implementations, each run in its own subprocess (its own thread pools and settin
     seqclf-fixed  the same with num_buckets=1: every batch padded to the max length
     seqclf-lazy   the same as seqclf with lazy_embedding=True: Adam updates only the embedding
                   rows of each batch's words (a different optimizer for the table: LazyAdam)
+    seqclf-bf16   the same as seqclf with dtype="bfloat16" (bfloat16 matmuls, float32 state and
+                  master weights); only when asked for with --impls
     keras         Keras 3 Sequential on the JAX backend, model.fit / model.evaluate
     flax          flax.linen: Embed, Dropout, Conv 'VALID', max_pool, RNN(OptimizedLSTMCell) with
                   seq_lengths, Dense; optax.adam; a jitted train step
@@ -78,12 +80,13 @@ CONFIGS = {
     "S": Config(max_len=100, hidden=70, batch=30),  # the Keras IMDB CNN-LSTM example
     "L": Config(max_len=400, hidden=128, batch=64),
 }
-OURS = ("seqclf", "seqclf-fixed", "seqclf-lazy")
+OURS = ("seqclf", "seqclf-fixed", "seqclf-lazy", "seqclf-bf16")
 IMPLS = (*OURS, "keras", "flax", "torch")
 PACKAGES = {
     "seqclf": ["seqclf"],
     "seqclf-fixed": ["seqclf"],
     "seqclf-lazy": ["seqclf"],
+    "seqclf-bf16": ["seqclf"],
     "keras": ["keras"],
     "flax": ["flax", "optax"],
     "torch": ["torch"],
@@ -163,7 +166,9 @@ def load_data(path: Path) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_seqclf(data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = False) -> dict:
+def run_seqclf(
+    data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = False, dtype: str = "float32"
+) -> dict:
     import jax
 
     import seqclf
@@ -179,6 +184,7 @@ def run_seqclf(data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = F
         conv_kernel_size=KERNEL,
         pool_size=POOL,
         hidden_size=cfg.hidden,
+        dtype=dtype,
     )
     options = {"num_buckets": 1 if fixed else 4}  # 4: seqclf's default before it was data-driven
     if lazy:
@@ -439,6 +445,7 @@ def worker(args: argparse.Namespace) -> None:
         "seqclf": lambda: run_seqclf(data, cfg, args.epochs, fixed=False),
         "seqclf-fixed": lambda: run_seqclf(data, cfg, args.epochs, fixed=True),
         "seqclf-lazy": lambda: run_seqclf(data, cfg, args.epochs, fixed=False, lazy=True),
+        "seqclf-bf16": lambda: run_seqclf(data, cfg, args.epochs, fixed=False, dtype="bfloat16"),
         "keras": lambda: run_keras(data, cfg, args.epochs),
         "flax": lambda: run_flax(data, cfg, args.epochs),
         "torch": lambda: run_torch(data, cfg, args.epochs),
@@ -500,6 +507,12 @@ def summary_lines(results: dict, epochs: int) -> list[str]:
                 for ours in OURS
             ]
             lines.append(f"| {c} | {peer} | {times[(peer, c)]:.1f} | " + " | ".join(ratios) + " |")
+    if any(("seqclf-bf16", c) in times and ("seqclf", c) in times for c in configs):
+        lines += ["", "## bfloat16: seqclf-bf16 / seqclf epoch time (goal: below 1.00x)", ""]
+        for c in configs:
+            if ("seqclf-bf16", c) in times and ("seqclf", c) in times:
+                ratio = times[("seqclf-bf16", c)] / times[("seqclf", c)]
+                lines.append(f"- {c}: {ratio:.2f}x")
     lines += [
         "",
         "## The issue's targets",
@@ -573,7 +586,11 @@ def write_plot(results: dict, path: Path, title: str, epochs: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", default="S,L", help="comma-separated, from S,L")
-    parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated subset")
+    parser.add_argument(
+        "--impls",
+        default=",".join(i for i in IMPLS if i != "seqclf-bf16"),
+        help="comma-separated subset (default: all but seqclf-bf16)",
+    )
     parser.add_argument("--epochs", type=int, default=2, help="the last one is reported")
     parser.add_argument("--limit", type=int, default=0, help="first N train/test reviews (0: all)")
     parser.add_argument("--data-dir", default=str(SHARED), help="TFDS data_dir with imdb_reviews")

@@ -77,7 +77,7 @@ def init_model(key: jax.Array, kind: str, hidden: int) -> dict[str, Any]:
 
 def predict(kind: str, params: dict[str, Any], xs: jax.Array) -> jax.Array:
     """(B, T, 2) inputs -> (B,) predictions."""
-    _, state = ops.RECURRENCES[kind](params["rnn"], xs)
+    _, state = ops.recurrence(kind)(params["rnn"], xs)
     return ops.final_hidden(kind, state) @ params["w_out"] + params["b_out"]
 
 

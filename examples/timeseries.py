@@ -57,7 +57,7 @@ def init_model(key: jax.Array, kind: str, hidden: int) -> dict[str, Any]:
 
 def forecast(kind: str, params: dict[str, Any], series: jax.Array) -> jax.Array:
     """(B, T) series -> (B, T) forecasts; entry t predicts series[:, t + 1]."""
-    ys, _ = ops.RECURRENCES[kind](params["rnn"], series[:, :, None])
+    ys, _ = ops.recurrence(kind)(params["rnn"], series[:, :, None])
     return ys @ params["w_out"] + params["b_out"]
 
 

@@ -159,9 +159,14 @@ class Recurrent(nn.Module):
     (B, D) its final hidden state at each sequence's last valid step, with D = H, or 2H when
     bidirectional (forward and backward concatenated).
 
-    ``dtype`` is the compute dtype: inputs and (float32) parameters are cast to it, ys comes out
-    in it. The recurrent state is carried in float32 even under bfloat16 (see
-    ``seqclf.ops.recurrent``), so h_n is float32.
+    ``dtype`` is the compute dtype: the inputs are cast to it and the matmuls run in it (with
+    float32 accumulation), ys comes out in it. The parameters stay float32 (master weights, and
+    float32 gradients), and the recurrent state is carried in float32 even under bfloat16 (the
+    dtype rules of ``seqclf.ops.recurrent``), so h_n is float32.
+
+    ``fused`` (default True) runs the fast custom-VJP path (``seqclf.ops.lstm`` ...), in every
+    dtype; False the plain autodiff scans (``seqclf.ops.lstm_reference`` ...), equal within
+    float rounding and slower to train.
     """
 
     kind: str = "lstm"
@@ -170,11 +175,11 @@ class Recurrent(nn.Module):
     bidirectional: bool = False
     unroll: int = 1
     dtype: Any = jnp.float32
-    fused: bool = True  # the cuDNN-style backward of seqclf.ops.fused (float32 only)
+    fused: bool = True  # False: the *_reference scans
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-        if self.kind not in ops.RECURRENCES:
+        if self.kind not in ops.GATES:
             raise ValueError(f"unknown recurrent kind {self.kind!r}; choose rnn, lstm or gru")
         directions = 2 if self.bidirectional else 1
         layers = []
@@ -187,7 +192,6 @@ class Recurrent(nn.Module):
                 )
                 for name in names
             ]
-            params = [jax.tree_util.tree_map(lambda p: p.astype(self.dtype), p) for p in params]
             layers.append(tuple(params) if self.bidirectional else params[0])
         ys, states = ops.recurrent_stack(
             self.kind,
@@ -196,7 +200,7 @@ class Recurrent(nn.Module):
             lengths,
             bidirectional=self.bidirectional,
             unroll=self.unroll,
-            fused=self.fused and jnp.dtype(self.dtype) == jnp.float32,
+            reference=not self.fused,
         )
         last = states[-1]
         if self.bidirectional:

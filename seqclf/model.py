@@ -95,13 +95,14 @@ class ClassifierConfig:
         hash buckets.
       nb_ngrams: longest n-gram of the NBSVM head.
       unroll: ``lax.scan`` unroll of the recurrent layers.
-      fused: train the recurrent layers with the hand-written cuDNN-style backward pass of
-        ``seqclf.ops.fused`` (float32; same results within rounding, faster). False uses plain
-        autodiff of ``seqclf.ops.recurrent``.
+      fused: run the recurrent layers on the fast path, ``seqclf.ops.lstm`` / ``gru`` /
+        ``simple_rnn`` (a hand-written cuDNN-style backward pass, in float32 and bfloat16).
+        False uses the plain autodiff scans ``seqclf.ops.*_reference`` (same results within
+        rounding, slower to train).
       dtype: compute dtype ("float32", "bfloat16" or "float16"). Parameters (and so gradients
         and the optimizer state) stay float32 and are cast at use; under bfloat16 the embedding
-        output, convolutions and the recurrent input projections run in bfloat16, while the
-        recurrent state (h, c) and its gate arithmetic, the output layer, the loss and the
+        output, convolutions and every recurrent matmul run in bfloat16 (accumulating in
+        float32), while the recurrent state (h, c) and its gate arithmetic, the output layer, the loss and the
         softmax stay float32.
     """
 
@@ -118,7 +119,7 @@ class ClassifierConfig:
     conv_activation: str = "relu"
     pool_size: int = 4
     pool_ceil: bool = True
-    rnn: str = dataclasses.field(default="lstm", metadata={"choices": tuple(ops.RECURRENCES)})
+    rnn: str = dataclasses.field(default="lstm", metadata={"choices": tuple(ops.GATES)})
     hidden_size: int = 64
     num_layers: int = 1
     bidirectional: bool = True
@@ -158,8 +159,8 @@ class ClassifierConfig:
                 problems.append(f"{name} must be >= 0 (0 for none), got {getattr(self, name)}")
         if any(f < 1 for f in self.conv_filters):
             problems.append(f"conv_filters must be positive, got {self.conv_filters}")
-        if self.rnn not in ops.RECURRENCES:
-            problems.append(f"rnn must be one of {sorted(ops.RECURRENCES)}, got {self.rnn!r}")
+        if self.rnn not in ops.GATES:
+            problems.append(f"rnn must be one of {sorted(ops.GATES)}, got {self.rnn!r}")
         if self.reduce not in REDUCTIONS:
             problems.append(f"reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
         if self.conv_padding.lower() not in CONV_PADDINGS:

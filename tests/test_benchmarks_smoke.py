@@ -112,3 +112,26 @@ def test_scaling_fits_read_the_growth_exponent_of_each_axis(tmp_path):
     assert "| lstm | quad | float32 | fwdbwd | seq_len | batch 32, hidden 128 | 64 → 2048 |" in md
     rs.write_plot(rows, tmp_path / "r.png", "title")
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_target_summary_reports_forward_only_and_bfloat16(tmp_path):
+    """Synthetic rows at the three target shapes: the forward-only table compares the best
+    seqclf-fused unroll with Flax (goal 1.0x), the bfloat16 table each mode against float32."""
+    rs = _rnn_speed_module()
+    rows = []
+    for i, shape in enumerate(rs.TARGETS):
+        for mode in ("fwd", "fwdbwd"):
+            rows.append(rs.Row("lstm", "flax", "cpu", "float32", shape, mode, 10.0, "ok"))
+            rows.append(rs.Row("lstm", "seqclf-fused", "cpu", "float32", shape, mode, 8.0, "ok"))
+            slower = rs.Row("lstm", "seqclf-fused-u4", "cpu", "float32", shape, mode, 12.0, "ok")
+            rows.append(slower)
+            ms = 4.0 if i else 16.0  # bf16 twice as fast, except at the first shape
+            rows.append(rs.Row("lstm", "seqclf-fused", "cpu", "bf16", shape, mode, ms, "ok"))
+    lines = rs.target_summary(rows, "cpu")
+    forward = [line for line in lines if line.startswith("| (") and "≥ 1.0x" in line]
+    assert len(forward) == 2 + 3  # fwdbwd (shapes 2 and 3 have goal 1.0) and forward-only
+    assert "| (32, 100, 64, 128) | 10.0 | seqclf-fused | 8.0 | 1.25x | ≥ 1.0x | yes |" in lines
+    bf16 = [line for line in lines if "> 1.0x" in line]
+    assert len(bf16) == 6  # 3 shapes x 2 modes
+    assert "| (32, 100, 64, 128) | fwd | 8.00 | 16.00 | 0.50x | > 1.0x | no |" in bf16
+    assert "| (64, 512, 256, 512) | fwdbwd | 8.00 | 4.00 | 2.00x | > 1.0x | yes |" in bf16

@@ -93,8 +93,8 @@ def test_bfloat16_computes_in_bfloat16():
         return {t for line in lines for t in re.findall(r"\b(bf16|f32)\[", line)}
 
     assert matmul_dtypes("float32") == {"f32"}
-    # Convolution and input projections in bf16; the recurrent step h @ W_hh promotes to f32
-    # (the state is f32) and the output layer is f32.
+    # Convolution and every recurrent matmul (h @ W_hh too: the f32 state is rounded for it)
+    # in bf16, accumulating in f32; the output layer is f32.
     assert "bf16" in matmul_dtypes("bfloat16")
 
 
@@ -114,19 +114,21 @@ def test_lstm_cell_state_accumulates_in_float32_under_bfloat16():
         "b_hh": jnp.zeros(4 * hidden),
     }
     xs = jnp.zeros((1, steps, 1))
-    _, (_, c_ref) = ops.lstm(params, xs)
+    _, (_, c_ref) = ops.lstm_reference(params, xs)
     bf16 = jax.tree_util.tree_map(lambda p: p.astype(jnp.bfloat16), params)
-    ys, (h, c) = ops.lstm(bf16, xs.astype(jnp.bfloat16))
-    assert ys.dtype == jnp.bfloat16 and h.dtype == c.dtype == jnp.float32
+    for lstm in (ops.lstm, ops.lstm_reference):  # the same dtype rules on both paths
+        ys, (h, c) = lstm(bf16, xs.astype(jnp.bfloat16))
+        assert ys.dtype == jnp.bfloat16 and h.dtype == c.dtype == jnp.float32
+        np.testing.assert_allclose(c, c_ref, rtol=5e-3)
     # What an all-bfloat16 state would give: the same cell scanned with a bfloat16 carry.
     zeros = jnp.zeros((1, hidden), jnp.bfloat16)
     xw = jnp.broadcast_to(bf16["b_ih"], (1, 4 * hidden))
 
-    def low_step(state, _):
-        return ops.lstm_cell(bf16, state, xw), None
+    def low_step(state, _):  # the cell computes in float32; round its state to bfloat16
+        h, c = ops.lstm_cell(bf16, state, xw)
+        return (h.astype(jnp.bfloat16), c.astype(jnp.bfloat16)), None
 
     (_, c_low), _ = jax.lax.scan(low_step, (zeros, zeros), None, length=steps)
     assert c_low.dtype == jnp.bfloat16
     assert 45 < float(c_ref[0, 0]) < 50
-    np.testing.assert_allclose(c, c_ref, rtol=5e-3)
     assert float(c_low[0, 0]) < 0.5 * float(c_ref[0, 0])  # what a bfloat16 state would give

@@ -1,5 +1,6 @@
 """seqclf.ops against the float64 references in ``reference.py``: values, gradients, padding
-invariance, jit/grad/vmap, shapes and errors."""
+invariance, jit/grad/vmap, shapes and errors. The recurrences run both ways: the fast path
+(``ops.lstm`` ...) and the reference scans (``ops.lstm_reference`` ...)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from seqclf import ops
 from seqclf.ops import conv as conv_ops
 
 KINDS = ("rnn", "lstm", "gru")
+PATHS = {"fast": False, "reference": True}  # name -> ops.recurrence(..., reference=)
 TOL = 1e-5
 
 
@@ -73,19 +75,20 @@ SHAPES = [
 VARIANTS = [(False, False, 1), (True, True, 1), (False, True, 3)]
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _variants(kind: str, params, xs, lengths, h0):
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _variants(kind: str, reference: bool, params, xs, lengths, h0):
     """All VARIANTS in one compiled function, to keep the number of compilations small."""
-    run = ops.RECURRENCES[kind]
+    run = ops.recurrence(kind, reference=reference)
     return [
         run(params, xs, lengths, reverse=rev, initial_state=h0 if init else None, unroll=unroll)
         for rev, init, unroll in VARIANTS
     ]
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:4])))
-def test_recurrence_matches_reference(kind: str, shape) -> None:
+def test_recurrence_matches_reference(kind: str, shape, path: str) -> None:
     """Forward and reverse, with and without h0, unroll 1 and 3, odd lengths, 0 and 1."""
     batch, steps, features, hidden, lengths = shape
     rng = np.random.default_rng(steps)
@@ -93,7 +96,7 @@ def test_recurrence_matches_reference(kind: str, shape) -> None:
     xs = rng.normal(size=(batch, steps, features)).astype(np.float32)
     h0 = _initial_state(kind, rng, batch, hidden)
     lens = None if lengths is None else jnp.asarray(lengths)
-    results = _variants(kind, params, jnp.asarray(xs), lens, h0)
+    results = _variants(kind, PATHS[path], params, jnp.asarray(xs), lens, h0)
     for (reverse, init, _), (ys, state) in zip(VARIANTS, results, strict=True):
         ref_ys, ref_state = ref.recurrence(
             kind, params, xs, lengths, reverse=reverse, initial_state=h0 if init else None
@@ -103,12 +106,13 @@ def test_recurrence_matches_reference(kind: str, shape) -> None:
         _close(state, ref_state)
 
 
-def test_eager_matches_reference() -> None:
+@pytest.mark.parametrize("lstm", [ops.lstm, ops.lstm_reference], ids=PATHS)
+def test_eager_matches_reference(lstm) -> None:
     """The un-jitted call path, once."""
     rng = np.random.default_rng(0)
     params = _params("lstm", 2, 3)
     xs = rng.normal(size=(2, 5, 2)).astype(np.float32)
-    ys, state = ops.lstm(params, jnp.asarray(xs), jnp.array([5, 2]), reverse=True)
+    ys, state = lstm(params, jnp.asarray(xs), jnp.array([5, 2]), reverse=True)
     ref_ys, ref_state = ref.recurrence("lstm", params, xs, [5, 2], reverse=True)
     _close(ys, ref_ys)
     _close(state, ref_state)
@@ -181,7 +185,8 @@ def test_mask_padding_and_output_lengths() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_recurrence_gradients() -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_recurrence_gradients(path: str) -> None:
     """check_grads of all three recurrences, forward and reverse, with lengths (0 included) and
     an initial state, in one compiled function (compilation dominates the run time)."""
     rng = np.random.default_rng(3)
@@ -194,7 +199,8 @@ def test_recurrence_gradients() -> None:
 
         def run(params, xs, h0):
             out = {}
-            for kind, fn in ops.RECURRENCES.items():
+            for kind in KINDS:
+                fn = ops.recurrence(kind, reference=PATHS[path])
                 p, s = params[kind], h0[kind]
                 out[kind] = (
                     fn(p, xs, lengths, initial_state=s),
@@ -305,14 +311,15 @@ def _check_invariance(results, lengths_of) -> None:
                 first[i] = got
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _both_ways(kind: str, params, xs, lengths):
-    run = ops.RECURRENCES[kind]
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _both_ways(kind: str, reference: bool, params, xs, lengths):
+    run = ops.recurrence(kind, reference=reference)
     return run(params, xs, lengths), run(params, xs, lengths, reverse=True)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_recurrence_padding_invariance(kind: str) -> None:
+def test_recurrence_padding_invariance(kind: str, path: str) -> None:
     """Forward and reverse; also against the reference, which sees each sequence alone."""
     rng = np.random.default_rng(5)
     params = _params(kind, 3, 4, 5)
@@ -320,7 +327,7 @@ def test_recurrence_padding_invariance(kind: str) -> None:
     results = {False: [], True: []}
     for order, xs, lengths in _batches(rng, seqs):
         for reverse, (ys, state) in zip(
-            (False, True), _both_ways(kind, params, xs, lengths), strict=True
+            (False, True), _both_ways(kind, PATHS[path], params, xs, lengths), strict=True
         ):
             results[reverse].append((order, ys, state))
     for reverse in (False, True):
@@ -356,20 +363,25 @@ def _reference_stack(kind: str, layers, xs, lengths, bidirectional: bool):
     return xs, states
 
 
-_stack = jax.jit(ops.recurrent_stack, static_argnums=0, static_argnames="bidirectional")
+_stack = jax.jit(
+    ops.recurrent_stack, static_argnums=0, static_argnames=("bidirectional", "reference")
+)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(
     "kind,bidirectional", [(k, True) for k in KINDS] + [("lstm", False)], ids=str
 )
-def test_recurrent_stack(kind: str, bidirectional: bool) -> None:
+def test_recurrent_stack(kind: str, bidirectional: bool, path: str) -> None:
     """Two stacked layers: against the reference, and padding-invariant."""
     rng = np.random.default_rng(6)
     layers = _stack_params(kind, 3, 4, 2, bidirectional)
     seqs = [rng.normal(size=(n, 3)).astype(np.float32) for n in LENGTHS]
     results = []
     for order, xs, lengths in _batches(rng, seqs, totals=(5, 7)):
-        ys, states = _stack(kind, layers, xs, lengths, bidirectional=bidirectional)
+        ys, states = _stack(
+            kind, layers, xs, lengths, bidirectional=bidirectional, reference=PATHS[path]
+        )
         assert ys.shape == (*xs.shape[:2], 8 if bidirectional else 4)
         results.append((order, ys, states))
     _check_invariance(results, LENGTHS)
@@ -427,14 +439,16 @@ def _op_cases():
     lengths = jnp.array([6, 2, 0])
     cases = {}
 
-    def recurrences(p, x, lengths):
+    def recurrences(p, x, lengths, reference=False):  # the fast path (the reference: below)
         """All recurrences in one function (one compilation): a reverse simple RNN, a forward
         LSTM and a bidirectional GRU through recurrent_stack, all with lengths."""
-        ys, h = ops.simple_rnn(p["rnn"], x, lengths, reverse=True)
+        ys, h = ops.recurrence("rnn", reference=reference)(p["rnn"], x, lengths, reverse=True)
         out = ys.sum(axis=1) + h
-        ys, (h, c) = ops.lstm(p["lstm"], x, lengths)
+        ys, (h, c) = ops.recurrence("lstm", reference=reference)(p["lstm"], x, lengths)
         out = out + ys.sum(axis=1) + h + c
-        ys, _ = ops.recurrent_stack("gru", p["gru"], x, lengths, bidirectional=True)
+        ys, _ = ops.recurrent_stack(
+            "gru", p["gru"], x, lengths, bidirectional=True, reference=reference
+        )
         return out + ys.sum(axis=1)[:, :3] + ys.sum(axis=1)[:, 3:]
 
     params = {
@@ -443,6 +457,7 @@ def _op_cases():
         "gru": _stack_params("gru", 2, 3, 1, True),
     }
     cases["rnn+lstm+gru stack"] = (recurrences, params, x, lengths)
+
     kernel = jnp.asarray(rng.normal(size=(3, 2, 4)), jnp.float32)
     cases["conv1d"] = (
         lambda k, x, lengths: ops.conv1d(ops.mask_padding(x, lengths), k, padding="SAME"),
@@ -525,7 +540,7 @@ def test_param_shapes_and_counts(kind: str, gates: int) -> None:
         bf16 = jax.eval_shape(functools.partial(init, dtype=jnp.bfloat16), _key(0))
         assert all(v.dtype == jnp.bfloat16 for v in bf16.values())
     # Shapes only: eval_shape traces without compiling.
-    ys, state = jax.eval_shape(ops.RECURRENCES[kind], params, jnp.ones((2, 4, features)))
+    ys, state = jax.eval_shape(ops.recurrence(kind), params, jnp.ones((2, 4, features)))
     assert ys.shape == (2, 4, hidden)
     assert ops.final_hidden(kind, state).shape == (2, hidden)
 
@@ -585,14 +600,15 @@ def test_clear_errors() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_gradients_ignore_nonfinite_padding() -> None:
+@pytest.mark.parametrize("gru", [ops.gru, ops.gru_reference], ids=PATHS)
+def test_gradients_ignore_nonfinite_padding(gru) -> None:
     params = _params("gru", 2, 3)
     xs = np.ones((2, 4, 2), np.float32)
     xs[1, 2:] = np.inf  # padding of the second sequence
     lengths = jnp.array([4, 2])
 
     def loss(p):
-        ys, state = ops.gru(p, jnp.asarray(xs), lengths)
+        ys, state = gru(p, jnp.asarray(xs), lengths)
         return ys.sum() + state.sum()
 
     value, grads = jax.jit(jax.value_and_grad(loss))(params)
@@ -603,3 +619,44 @@ def test_gradients_ignore_nonfinite_padding() -> None:
 def test_recurrent_stack_bad_kind_message() -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         ops.recurrent_stack("lstn", [_params("lstm", 2, 3)], jnp.ones((1, 2, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure: seqclf.ops has no import cycle (the fast and the reference recurrences share
+# seqclf.ops._driver instead of importing each other)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ops_modules_import_no_cycle() -> None:
+    import ast
+    from pathlib import Path
+
+    folder = Path(ops.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # imports inside functions too
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("seqclf.ops."):
+                    names.add(node.module.removeprefix("seqclf.ops."))
+                elif node.module == "seqclf.ops":
+                    names |= {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {
+                    a.name.removeprefix("seqclf.ops.")
+                    for a in node.names
+                    if a.name.startswith("seqclf.ops.")
+                }
+        graph[path.stem] = names
+    assert {"recurrent", "fused", "_driver"} <= set(graph)
+    assert "recurrent" not in graph["fused"] and "fused" not in graph["_driver"]
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, f"import cycle: {' -> '.join((*trail, module))}"
+        for dep in graph.get(module, ()):
+            visit(dep, (*trail, module))
+
+    for module in graph:
+        visit(module, ())

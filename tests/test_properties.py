@@ -95,18 +95,22 @@ def _in_dtype(dtype: str):
     dtype=st.sampled_from(DTYPES),
     reverse=st.booleans(),
     with_lengths=st.booleans(),
+    reference=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_recurrences_match_the_reference(
-    kind, shape, features, hidden, dtype, reverse, with_lengths, seed
+    kind, shape, features, hidden, dtype, reverse, with_lengths, reference, seed
 ):
+    """The fast path (``ops.lstm`` ...) or the reference scan (``ops.lstm_reference`` ...), in
+    float32, float64 or bfloat16, against the float64 NumPy reference."""
     batch, time, lengths = shape
     rng = np.random.default_rng(seed)
     with _in_dtype(dtype):
         params = _cast(_params(rng, kind, features, hidden), dtype)
         xs = _cast(rng.normal(size=(batch, time, features)), dtype)
         lens = jnp.asarray(lengths) if with_lengths else None
-        ys, state = ops.RECURRENCES[kind](params, xs, lens, reverse=reverse)
+        run = ops.recurrence(kind, reference=reference)
+        ys, state = run(params, xs, lens, reverse=reverse)
         expected_ys, expected_state = ref.recurrence(
             kind, _as_f64(params), _as_f64(xs), lengths if with_lengths else None, reverse=reverse
         )
@@ -123,10 +127,11 @@ def test_recurrences_match_the_reference(
     hidden=st.integers(1, 4),
     reverse=st.booleans(),
     fill=st.sampled_from(["random", "zeros", "large"]),
+    reference=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_recurrences_are_padding_invariant(
-    kind, shape, extra, features, hidden, reverse, fill, seed
+    kind, shape, extra, features, hidden, reverse, fill, reference, seed
 ):
     """Sequences padded to T and to T + extra, the padding filled with anything: the same valid
     outputs (zeros past the end) and final states."""
@@ -143,7 +148,7 @@ def test_recurrences_are_padding_invariant(
     for b, n in enumerate(lengths):
         long[b, :n] = short[b, :n]
         short[b, n:] = padding[b, n:time]
-    run = ops.RECURRENCES[kind]
+    run = ops.recurrence(kind, reference=reference)
     lens = jnp.asarray(lengths)
     ys_short, state_short = run(params, _cast(short, "float32"), lens, reverse=reverse)
     ys_long, state_long = run(params, _cast(long, "float32"), lens, reverse=reverse)

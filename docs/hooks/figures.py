@@ -124,7 +124,7 @@ def vanishing_gradient() -> bytes:
                 params["b_hh"] = params["b_hh"].at[hidden : 2 * hidden].add(forget_bias)
 
             def read_out(xs, kind=kind, params=params):
-                _, state = ops.RECURRENCES[kind](params, xs)
+                _, state = ops.recurrence(kind)(params, xs)
                 return ops.final_hidden(kind, state)[0] @ probe
 
             out.append(jnp.linalg.norm(jax.grad(read_out)(xs)[0], axis=-1))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from seqclf.ops.recurrent import sequence_mask
+from seqclf.ops._driver import sequence_mask
 
 PADDINGS = ("VALID", "SAME")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqclf.ops.recurrent import sequence_mask
+from seqclf.ops._driver import sequence_mask
 
 # Multiplier of the rolling n-gram hash and of the final mix (Knuth's and a 32-bit odd constant);
 # uint32 arithmetic wraps, which is what a hash wants.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqclf.ops.recurrent import sequence_mask
+from seqclf.ops._driver import sequence_mask
 
 # Knuth's multiplicative hash constant; uint32 arithmetic wraps, which is what a hash wants.
 _HASH_MULTIPLIER = 2654435761

@@ -1,4 +1,14 @@
-"""Simple RNN, LSTM and GRU as pure functions over plain parameter pytrees, unrolled with lax.scan.
+"""Simple RNN, LSTM and GRU as pure functions over plain parameter pytrees.
+
+Two implementations of each, with the same signature, weight layout, padding and dtype rules,
+as ``jax.experimental.rnn`` has them:
+
+* ``simple_rnn``, ``lstm``, ``gru``: the fast path, a cuDNN-style custom VJP
+  (``seqclf.ops.fused``); what the model uses and what users should call.
+* ``simple_rnn_reference``, ``lstm_reference``, ``gru_reference``: ``lax.scan`` over the cells
+  below, differentiated by JAX. Short and obviously correct; the oracle the tests hold the fast
+  path against, and the one to use for forward-mode autodiff (``jax.jvp``, ``jax.jacfwd``,
+  Hessians), which a ``custom_vjp`` function does not support (JAX raises for it).
 
 Weight layout (one layer, one direction), batch-major and ready for ``x @ W``:
 
@@ -12,28 +22,60 @@ same order as PyTorch and cuDNN, so ``seqclf.interop`` only has to transpose.
 
 Speed comes from the structure cuDNN uses: the input projection ``x @ w_ih`` of every time step is
 one large matmul before the scan, and the scan body holds only ``h @ w_hh`` (all gates in one
-matmul) and the gate arithmetic.
+matmul) and the gate arithmetic. (The fast path without a gradient, for inference, instead
+projects each step's input inside the loop and so writes no (T, B, G*H) buffer: see
+``seqclf.ops.fused``.)
 
-Padding: with ``lengths`` given, steps ``t >= lengths[b]`` leave the state unchanged and output
-zeros, so the final state is each sequence's state at its own last valid step. ``reverse=True``
-reads each sequence from its own last valid step back to its first, while padding stays at the end.
+Padding: with ``lengths``, steps ``t >= lengths[b]`` leave the state unchanged and output zeros,
+so the final state is each sequence's state at its own last valid step. ``reverse=True`` reads
+each sequence from its own last valid step back to its first, while padding stays at the end.
+
+Dtypes (``seqclf.ops._driver``): the compute dtype is ``xs.dtype``. Every matmul takes operands
+in it and accumulates in float32 (float64 under float64); biases, the state (h, c) and the gate
+arithmetic are float32 (at least); ``ys`` comes out in ``xs.dtype``, final states in float32 (at
+least). So bfloat16 inputs with float32 parameters (master weights) run bfloat16 matmuls with a
+float32 state and get float32 parameter gradients. Both implementations follow these rules.
+
+(Longer than ~400 lines for one reason: each of the six public layers spells out its whole
+docstring, because the API reference is read from the source without importing it.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-Params = dict[str, jax.Array]
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+from seqclf.ops import fused
+from seqclf.ops._driver import (
+    GATES,
+    Params,
+    accumulation_dtype,
+    check_inputs,
+    matmul,
+    project,
+    run_layer,
+    start_state,
+)
 
-
-# ---------------------------------------------------------------------------------------------
-# Initialisation
-# ---------------------------------------------------------------------------------------------
+__all__ = [
+    "GATES",
+    "Params",
+    "final_hidden",
+    "gru",
+    "gru_cell",
+    "gru_reference",
+    "init_params",
+    "lstm",
+    "lstm_cell",
+    "lstm_reference",
+    "recurrence",
+    "recurrent_stack",
+    "rnn_cell",
+    "simple_rnn",
+    "simple_rnn_reference",
+]
 
 
 def init_params(
@@ -51,8 +93,7 @@ def init_params(
     Returns:
       ``{"w_ih": (F, G*H), "w_hh": (H, G*H), "b_ih": (G*H,), "b_hh": (G*H,)}``.
     """
-    if kind not in GATES:
-        raise ValueError(f"kind must be one of {sorted(GATES)}, got {kind!r}")
+    _check_kind(kind)
     if input_size <= 0 or hidden_size <= 0:
         raise ValueError(
             f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}"
@@ -67,8 +108,14 @@ def init_params(
     }
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in GATES:
+        raise ValueError(f"kind must be one of {sorted(GATES)}, got {kind!r}")
+
+
 # ---------------------------------------------------------------------------------------------
-# Cells: one time step each. `xw` is the precomputed input projection x @ w_ih + b_ih.
+# Cells: one time step each, the equations. `xw` is the input projection x @ w_ih + b_ih;
+# `matmul(h, w)` is `h @ w` under the dtype rules (operands in w's dtype, float32 accumulation).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -85,7 +132,7 @@ def rnn_cell(params: Params, h: jax.Array, xw: jax.Array) -> jax.Array:
 
     References: Elman, "Finding structure in time", Cognitive Science 1990.
     """
-    return jnp.tanh(xw + h @ params["w_hh"] + params["b_hh"])
+    return jnp.tanh(xw + matmul(h, params["w_hh"]) + params["b_hh"])
 
 
 def lstm_cell(
@@ -109,7 +156,7 @@ def lstm_cell(
       the forget gate from Gers, Schmidhuber & Cummins 2000.
     """
     h, c = state
-    i, f, g, o = jnp.split(xw + h @ params["w_hh"] + params["b_hh"], 4, axis=-1)
+    i, f, g, o = jnp.split(xw + matmul(h, params["w_hh"]) + params["b_hh"], 4, axis=-1)
     c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)
     return h, c
@@ -135,132 +182,76 @@ def gru_cell(params: Params, h: jax.Array, xw: jax.Array) -> jax.Array:
       statistical machine translation", EMNLP 2014.
     """
     x_r, x_z, x_n = jnp.split(xw, 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(h @ params["w_hh"] + params["b_hh"], 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(matmul(h, params["w_hh"]) + params["b_hh"], 3, axis=-1)
     r = jax.nn.sigmoid(x_r + h_r)
     z = jax.nn.sigmoid(x_z + h_z)
     n = jnp.tanh(x_n + r * h_n)
     return (1.0 - z) * n + z * h
 
 
+_CELLS = {"rnn": rnn_cell, "lstm": lstm_cell, "gru": gru_cell}
+
+
 # ---------------------------------------------------------------------------------------------
-# Drivers: unroll a cell over time with lax.scan.
+# The two time-major recurrences the driver (seqclf.ops._driver.run_layer) runs
 # ---------------------------------------------------------------------------------------------
 
 
-def sequence_mask(lengths: jax.Array, max_len: int) -> jax.Array:
-    """(B, T) boolean mask, True at the valid steps ``t < lengths[b]``."""
-    return jnp.arange(max_len)[None, :] < jnp.asarray(lengths)[:, None]
+def _reference_recurrence(kind: str):
+    """``lax.scan`` of the cell over time-major inputs, differentiated by JAX."""
+    cell = _CELLS[kind]
 
-
-def _zero_padding(xs: jax.Array, lengths: jax.Array) -> jax.Array:
-    """xs (B, T, ...) with the padded steps ``t >= lengths[b]`` set to zero."""
-    mask = sequence_mask(lengths, xs.shape[1]).reshape(xs.shape[:2] + (1,) * (xs.ndim - 2))
-    return jnp.where(mask, xs, jnp.zeros((), xs.dtype))
-
-
-def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
-    """Reverse each sequence within its own length, leaving padding at the end.
-
-    Args:
-      xs: (B, T, ...) batch-major sequences.
-      lengths: (B,) valid lengths, or None for full-length sequences.
-
-    Returns:
-      (B, T, ...) with ``out[b, t] = xs[b, lengths[b] - 1 - t]`` for ``t < lengths[b]`` and
-      ``xs[b, t]`` elsewhere. Applying it twice gives ``xs`` back.
-    """
-    if lengths is None:
-        return jnp.flip(xs, axis=1)
-    t = jnp.arange(xs.shape[1])[None, :]
-    lengths = jnp.asarray(lengths)[:, None]
-    index = jnp.where(t < lengths, lengths - 1 - t, t)
-    return jnp.take_along_axis(xs, index.reshape(index.shape + (1,) * (xs.ndim - 2)), axis=1)
-
-
-def project_inputs(xs: jax.Array, w_ih: jax.Array) -> jax.Array:
-    """The input projection of every step at once, time-major: (B, T, F) -> (T, B, G*H).
-
-    One (T*B, F) x (F, G*H) matmul. The (small) input is transposed first so the matmul is a
-    plain row-major one, which XLA:CPU runs ~3x faster than a dot writing a transposed output.
-    """
-    b, t, f = xs.shape
-    return (jnp.swapaxes(xs, 0, 1).reshape(t * b, f) @ w_ih).reshape(t, b, w_ih.shape[1])
-
-
-def _check_inputs(kind: str, params: Params, xs: jax.Array, lengths: jax.Array | None) -> None:
-    if xs.ndim != 3:
-        raise ValueError(f"{kind}: xs must be (batch, time, features), got shape {xs.shape}")
-    if xs.shape[-1] != params["w_ih"].shape[0]:
-        raise ValueError(
-            f"{kind}: xs has {xs.shape[-1]} features but w_ih expects {params['w_ih'].shape[0]}"
-        )
-    if lengths is not None and jnp.shape(lengths) != (xs.shape[0],):
-        raise ValueError(
-            f"{kind}: lengths must have shape (batch,) = ({xs.shape[0]},), got {jnp.shape(lengths)}"
-        )
-
-
-def _run(
-    cell: Callable[[Params, Any, jax.Array], Any],
-    hidden_of: Callable[[Any], jax.Array],
-    params: Params,
-    xs: jax.Array,
-    lengths: jax.Array | None,
-    reverse: bool,
-    state: Any,
-    unroll: int,
-) -> tuple[jax.Array, Any]:
-    """Scan ``cell`` over time with masking; shared by the three recurrences."""
-    steps = xs.shape[1]
-    if lengths is not None:
-        # Zero the padding before it meets a weight: whatever it holds (even inf or NaN) then
-        # reaches neither the outputs nor, through 0 * inf, the gradients.
-        xs = _zero_padding(xs, lengths)
-    if reverse:
-        xs = reverse_padded(xs, lengths)
-    xw = project_inputs(xs, params["w_ih"]) + params["b_ih"]
-    if lengths is None:  # no padding: a cheaper body without the selects
-
-        def step(carry, xw_t):
-            new = cell(params, carry, xw_t)
-            return new, hidden_of(new).astype(xs.dtype)
-
-        state, ys = jax.lax.scan(step, state, xw, unroll=unroll)
-    else:
-        mask = sequence_mask(lengths, steps).T[:, :, None]  # (T, B, 1)
+    def recurrence(params, xs, mask, state, unroll):
+        d, c = xs.dtype, accumulation_dtype(xs.dtype)
+        weights = {"w_hh": params["w_hh"].astype(d), "b_hh": params["b_hh"].astype(c)}
+        xw = project(xs, params["w_ih"]) + params["b_ih"].astype(c)  # (T, B, G*H)
+        carry = state if kind == "lstm" else state[0]
 
         def step(carry, inputs):
-            xw_t, valid_t = inputs
-            new = cell(params, carry, xw_t)
-            # Past a sequence's end its state is held and its output is zero.
-            carry = jax.tree_util.tree_map(lambda n, o: jnp.where(valid_t, n, o), new, carry)
-            return carry, jnp.where(valid_t, hidden_of(new), 0.0).astype(xs.dtype)
+            xw_t, m_t = inputs
+            new = cell(weights, carry, xw_t)
+            y = final_hidden(kind, new)
+            if m_t is not None:  # past a sequence's end its state is held, its output zero
+                new = jax.tree_util.tree_map(lambda n, o: jnp.where(m_t, n, o), new, carry)
+                y = jnp.where(m_t, y, 0.0)
+            return new, y
 
-        state, ys = jax.lax.scan(step, state, (xw, mask), unroll=unroll)
-    ys = jnp.swapaxes(ys, 0, 1)  # back to (B, T, H)
-    if reverse:
-        ys = reverse_padded(ys, lengths)
-    return ys, state
+        final, ys = jax.lax.scan(step, carry, (xw, mask), unroll=unroll)
+        # ys leave the loop in float32 and are cast once: XLA:CPU would convert a whole
+        # bfloat16 output buffer at every step (seqclf.ops.fused, _low_precision_outputs).
+        return ys.astype(d), final if kind == "lstm" else (final,)
 
-
-def _zeros(xs: jax.Array, params: Params) -> jax.Array:
-    return jnp.zeros((xs.shape[0], params["w_hh"].shape[0]), xs.dtype)
-
-
-def _initial_state(xs: jax.Array, params: Params) -> jax.Array:
-    """(B, H) zeros for the carry, at least float32.
-
-    Under bfloat16 (or float16) compute the inputs and weights stay low precision, but the
-    carried state (h, and the LSTM's cell c, which sums over every step) and the gate arithmetic
-    that updates it are float32: the cell promotes them, and the outputs ys are cast back to
-    ``xs.dtype``. In float32 and float64 nothing changes.
-    """
-    return _zeros(xs, params).astype(jnp.promote_types(xs.dtype, jnp.float32))
+    return recurrence
 
 
-def _as_carry(state: jax.Array, xs: jax.Array) -> jax.Array:
-    """A given initial state in the carry's dtype (at least float32, as ``_initial_state``)."""
-    return jnp.asarray(state).astype(jnp.promote_types(xs.dtype, jnp.float32))
+_FAST = {"rnn": fused.rnn_recurrence, "lstm": fused.lstm_recurrence, "gru": fused.gru_recurrence}
+
+
+def _fast_recurrence(kind: str):
+    """The custom-VJP recurrence of ``seqclf.ops.fused``, in the driver's calling convention."""
+    run = _FAST[kind]
+
+    def recurrence(p, xs, mask, state, unroll):
+        ys, *final = run(p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], xs, mask, *state, unroll)
+        return ys, tuple(final)
+
+    return recurrence
+
+
+def _layer(kind, reference, params, xs, lengths, reverse, initial_state, unroll, remat):
+    name = {"rnn": "simple_rnn", "lstm": "lstm", "gru": "gru"}[kind]
+    check_inputs(name + ("_reference" if reference else ""), params, xs, lengths)
+    state = start_state(xs, params, initial_state, 2 if kind == "lstm" else 1)
+    recurrence = (_reference_recurrence if reference else _fast_recurrence)(kind)
+    ys, final = run_layer(
+        recurrence, params, xs, lengths, state, reverse=reverse, unroll=unroll, remat=remat
+    )
+    return ys, final if kind == "lstm" else final[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public layers
+# ---------------------------------------------------------------------------------------------
 
 
 def simple_rnn(
@@ -271,24 +262,26 @@ def simple_rnn(
     reverse: bool = False,
     initial_state: jax.Array | None = None,
     unroll: int = 1,
+    remat: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
-    """Run a simple (tanh) RNN over a batch of sequences.
+    """Run a simple (tanh) RNN over a batch of sequences: ``rnn_cell`` at every step, the
+    fast path: a cuDNN-style custom VJP (``seqclf.ops.fused.rnn_recurrence``).
 
     Args:
       params: from ``init_params(key, "rnn", F, H)``.
-      xs: (B, T, F) inputs, batch-major.
+      xs: (B, T, F) inputs, batch-major; their dtype is the compute dtype.
       lengths: (B,) valid lengths; steps past them are padding. None means all T steps are valid.
       reverse: read each sequence backwards from its own last valid step.
       initial_state: (B, H) h_0; zeros when None.
-      unroll: steps per scan iteration (``lax.scan``'s ``unroll``).
+      unroll: steps per scan iteration (``lax.scan``'s ``unroll``), in every pass.
+      remat: keep nothing between the forward and the backward pass; recompute the forward in
+        the backward (``jax.checkpoint``): less memory, one more forward of compute.
 
     Returns:
       ``(ys, h_n)``: ys (B, T, H) the hidden state at every step (zero at padded steps),
       h_n (B, H) the state after each sequence's last valid step.
     """
-    _check_inputs("simple_rnn", params, xs, lengths)
-    h0 = _initial_state(xs, params) if initial_state is None else _as_carry(initial_state, xs)
-    return _run(rnn_cell, lambda h: h, params, xs, lengths, reverse, h0, unroll)
+    return _layer("rnn", False, params, xs, lengths, reverse, initial_state, unroll, remat)
 
 
 def lstm(
@@ -299,35 +292,26 @@ def lstm(
     reverse: bool = False,
     initial_state: tuple[jax.Array, jax.Array] | None = None,
     unroll: int = 1,
+    remat: bool = False,
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    """Run an LSTM over a batch of sequences.
+    """Run an LSTM over a batch of sequences: ``lstm_cell`` at every step, the fast path: a
+    cuDNN-style custom VJP (``seqclf.ops.fused.lstm_recurrence``).
 
     Args:
       params: from ``init_params(key, "lstm", F, H)``.
-      xs: (B, T, F) inputs, batch-major.
+      xs: (B, T, F) inputs, batch-major; their dtype is the compute dtype.
       lengths: (B,) valid lengths; steps past them are padding. None means all T steps are valid.
       reverse: read each sequence backwards from its own last valid step.
       initial_state: ``(h_0, c_0)``, each (B, H); zeros when None.
-      unroll: steps per scan iteration (``lax.scan``'s ``unroll``).
+      unroll: steps per scan iteration (``lax.scan``'s ``unroll``), in every pass.
+      remat: keep nothing between the forward and the backward pass; recompute the forward in
+        the backward (``jax.checkpoint``): less memory, one more forward of compute.
 
     Returns:
       ``(ys, (h_n, c_n))``: ys (B, T, H) the hidden state h_t at every step (zero at padded
       steps); h_n and c_n (B, H) the hidden and cell state after each sequence's last valid step.
     """
-    _check_inputs("lstm", params, xs, lengths)
-    if initial_state is None:
-        initial_state = (_initial_state(xs, params), _initial_state(xs, params))
-    ys, (h, c) = _run(
-        lstm_cell,
-        lambda s: s[0],
-        params,
-        xs,
-        lengths,
-        reverse,
-        tuple(_as_carry(s, xs) for s in initial_state),
-        unroll,
-    )
-    return ys, (h, c)
+    return _layer("lstm", False, params, xs, lengths, reverse, initial_state, unroll, remat)
 
 
 def gru(
@@ -338,27 +322,88 @@ def gru(
     reverse: bool = False,
     initial_state: jax.Array | None = None,
     unroll: int = 1,
+    remat: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
-    """Run a GRU over a batch of sequences.
+    """Run a GRU over a batch of sequences: ``gru_cell`` at every step, the fast path: a
+    cuDNN-style custom VJP (``seqclf.ops.fused.gru_recurrence``).
 
     Args:
       params: from ``init_params(key, "gru", F, H)``.
-      xs: (B, T, F) inputs, batch-major.
+      xs: (B, T, F) inputs, batch-major; their dtype is the compute dtype.
       lengths: (B,) valid lengths; steps past them are padding. None means all T steps are valid.
       reverse: read each sequence backwards from its own last valid step.
       initial_state: (B, H) h_0; zeros when None.
-      unroll: steps per scan iteration (``lax.scan``'s ``unroll``).
+      unroll: steps per scan iteration (``lax.scan``'s ``unroll``), in every pass.
+      remat: keep nothing between the forward and the backward pass; recompute the forward in
+        the backward (``jax.checkpoint``): less memory, one more forward of compute.
 
     Returns:
       ``(ys, h_n)``: ys (B, T, H) the hidden state at every step (zero at padded steps),
       h_n (B, H) the state after each sequence's last valid step.
     """
-    _check_inputs("gru", params, xs, lengths)
-    h0 = _initial_state(xs, params) if initial_state is None else _as_carry(initial_state, xs)
-    return _run(gru_cell, lambda h: h, params, xs, lengths, reverse, h0, unroll)
+    return _layer("gru", False, params, xs, lengths, reverse, initial_state, unroll, remat)
 
 
-RECURRENCES = {"rnn": simple_rnn, "lstm": lstm, "gru": gru}
+def simple_rnn_reference(
+    params: Params,
+    xs: jax.Array,
+    lengths: jax.Array | None = None,
+    *,
+    reverse: bool = False,
+    initial_state: jax.Array | None = None,
+    unroll: int = 1,
+    remat: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+    """``simple_rnn`` as a plain ``lax.scan`` of ``rnn_cell``, differentiated by JAX: the same
+    arguments, results (within float rounding) and dtype rules; slower to train."""
+    return _layer("rnn", True, params, xs, lengths, reverse, initial_state, unroll, remat)
+
+
+def lstm_reference(
+    params: Params,
+    xs: jax.Array,
+    lengths: jax.Array | None = None,
+    *,
+    reverse: bool = False,
+    initial_state: tuple[jax.Array, jax.Array] | None = None,
+    unroll: int = 1,
+    remat: bool = False,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """``lstm`` as a plain ``lax.scan`` of ``lstm_cell``, differentiated by JAX: the same
+    arguments, results (within float rounding) and dtype rules; slower to train."""
+    return _layer("lstm", True, params, xs, lengths, reverse, initial_state, unroll, remat)
+
+
+def gru_reference(
+    params: Params,
+    xs: jax.Array,
+    lengths: jax.Array | None = None,
+    *,
+    reverse: bool = False,
+    initial_state: jax.Array | None = None,
+    unroll: int = 1,
+    remat: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+    """``gru`` as a plain ``lax.scan`` of ``gru_cell``, differentiated by JAX: the same
+    arguments, results (within float rounding) and dtype rules; slower to train."""
+    return _layer("gru", True, params, xs, lengths, reverse, initial_state, unroll, remat)
+
+
+_LAYERS = {
+    (False, "rnn"): simple_rnn,
+    (False, "lstm"): lstm,
+    (False, "gru"): gru,
+    (True, "rnn"): simple_rnn_reference,
+    (True, "lstm"): lstm_reference,
+    (True, "gru"): gru_reference,
+}
+
+
+def recurrence(kind: str, *, reference: bool = False):
+    """The layer function for ``kind`` (``"rnn"``, ``"lstm"`` or ``"gru"``): ``simple_rnn``,
+    ``lstm`` or ``gru``, or with ``reference=True`` their ``*_reference`` twins."""
+    _check_kind(kind)
+    return _LAYERS[(bool(reference), kind)]
 
 
 def final_hidden(kind: str, state: Any) -> jax.Array:
@@ -374,7 +419,8 @@ def recurrent_stack(
     *,
     bidirectional: bool = False,
     unroll: int = 1,
-    fused: bool = False,
+    reference: bool = False,
+    remat: bool = False,
 ) -> tuple[jax.Array, list[Any]]:
     """Stacked, optionally bidirectional, recurrent layers; each layer feeds the next.
 
@@ -386,30 +432,23 @@ def recurrent_stack(
       lengths: (B,) valid lengths or None.
       bidirectional: run each layer both ways and concatenate the outputs on the feature axis.
       unroll: passed to every scan.
-      fused: use ``seqclf.ops.fused`` (the same functions with a cuDNN-style hand-written
-        backward pass: faster training, equal results within float32 rounding).
+      reference: use the ``*_reference`` scans (plain autodiff) instead of the fast path.
+      remat: passed to every layer (``jax.checkpoint``).
 
     Returns:
       ``(ys, states)``: ys (B, T, H) or (B, T, 2H) the last layer's outputs; states, per layer,
       the final state (a ``(forward, backward)`` pair per layer when bidirectional).
     """
-    if kind not in RECURRENCES:
-        raise ValueError(f"kind must be one of {sorted(RECURRENCES)}, got {kind!r}")
-    if fused:
-        from seqclf.ops import fused as fused_ops  # imports this module: import here, not above
-
-        run = fused_ops.FUSED[kind]
-    else:
-        run = RECURRENCES[kind]
+    run = recurrence(kind, reference=reference)
     states = []
     for layer in layers:
         if bidirectional:
             fwd, bwd = layer
-            ys_f, s_f = run(fwd, xs, lengths, unroll=unroll)
-            ys_b, s_b = run(bwd, xs, lengths, reverse=True, unroll=unroll)
+            ys_f, s_f = run(fwd, xs, lengths, unroll=unroll, remat=remat)
+            ys_b, s_b = run(bwd, xs, lengths, reverse=True, unroll=unroll, remat=remat)
             xs = jnp.concatenate([ys_f, ys_b], axis=-1)
             states.append((s_f, s_b))
         else:
-            xs, s = run(layer, xs, lengths, unroll=unroll)
+            xs, s = run(layer, xs, lengths, unroll=unroll, remat=remat)
             states.append(s)
     return xs, states
