@@ -102,8 +102,8 @@ class ClassifierConfig:
       dtype: compute dtype ("float32", "bfloat16" or "float16"). Parameters (and so gradients
         and the optimizer state) stay float32 and are cast at use; under bfloat16 the embedding
         output, convolutions and every recurrent matmul run in bfloat16 (accumulating in
-        float32), while the recurrent state (h, c) and its gate arithmetic, the output layer, the loss and the
-        softmax stay float32.
+        float32), while the recurrent state (h, c) and its gate arithmetic, the output layer,
+        the loss and the softmax stay float32.
     """
 
     vocab_size: int = 20000
