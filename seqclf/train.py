@@ -34,23 +34,9 @@ from seqclf.checkpoint import DiskFullError, mount_point
 from seqclf.data.batching import batches, bucket_boundaries, num_batches, pad_batch
 from seqclf.distributed import DataParallel, is_primary
 from seqclf.head_weights import fit_head_weights, weighted_log_probs
-from seqclf.lazy_embedding import (
-    EMBEDDED,
-    LazyAdam,
-    LazyEmbeddingState,
-    join_embedding,
-    row_gradients,
-    split_embedding,
-)
+from seqclf.lazy_embedding import LAZY, apply_row_updates, lazy_adam, value_and_row_grad
 from seqclf.metrics import classification_metrics
-from seqclf.model import (
-    HEAD_LOGITS,
-    HEAD_WEIGHTS,
-    HEADS,
-    NB_HEAD,
-    NGRAM_PARAMS,
-    SequenceClassifier,
-)
+from seqclf.model import EMBEDDED, HeadSpec
 from seqclf.recipe import DataProfile, class_weights, describe, resolve_train_config
 
 CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
@@ -185,14 +171,34 @@ TRAIN_KEYS = ("tokens", "lengths", "labels", "weights")
 
 
 class TrainState(train_state.TrainState):
-    """Flax's TrainState (step, params, opt_state, apply_fn, tx) plus the run's base dropout key.
+    """Flax's TrainState (step, params, opt_state, apply_fn, tx) plus the run's base dropout key,
+    the model's ``HeadSpec`` and whether its embedding table is updated lazily.
 
-    With ``TrainConfig.lazy_embedding``, ``lazy_adam`` updates the embedding table, ``tx`` every
-    other parameter, and ``opt_state`` is a ``LazyEmbeddingState``.
+    With ``lazy_embedding`` the table's gradient is row-sparse (``seqclf.lazy_embedding``): ``tx``
+    takes the batch's rows as the extra argument ``embedding_rows`` and its update of the table
+    is added to those rows only (``apply_gradients``).
     """
 
     dropout_key: jax.Array
-    lazy_adam: LazyAdam | None = struct.field(pytree_node=False, default=None)
+    heads: HeadSpec = struct.field(pytree_node=False, default=HeadSpec())
+    lazy_embedding: bool = struct.field(pytree_node=False, default=False)
+
+    def apply_gradients(self, *, grads: Any, embedding_rows: jax.Array | None = None) -> TrainState:
+        """One optimizer step: ``tx.update`` then the updates added to the parameters.
+
+        Args:
+          grads: the gradient, the tree of ``params``; under ``lazy_embedding`` the table's leaf
+            is (N, E), the gradient of the rows ``embedding_rows`` (N,).
+        """
+        if not self.lazy_embedding:
+            updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+            params = optax.apply_updates(self.params, updates)
+        else:
+            updates, opt_state = self.tx.update(
+                grads, self.opt_state, self.params, embedding_rows=embedding_rows
+            )
+            params = apply_row_updates(self.params, updates, embedding_rows, self.heads.embedding)
+        return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
 
 
 class TrainingDiverged(RuntimeError):
@@ -272,43 +278,39 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int, peak: float) -
 
 
 def make_optimizer(
-    config: TrainConfig, total_steps: int, *, clip: bool = True
-) -> optax.GradientTransformation:
+    config: TrainConfig, total_steps: int, heads: HeadSpec | None = None
+) -> optax.GradientTransformationExtraArgs:
     """Gradient clipping, then Adam(W) on a linear warm-up + cosine-decay schedule.
 
-    The fastText head's parameters get their own Adam(W) with peak rate
-    ``config.ngram_learning_rate`` when it is set (same schedule shape); the head weights
-    (``HEAD_WEIGHTS``) are left as they are (they are fitted on validation, not trained), even
-    under weight decay; everything else uses ``learning_rate``. ``clip=False`` leaves the
-    clipping out (the lazy-embedding step clips all gradients together itself).
+    Which parameter gets which optimizer the model says (``heads``, its ``HeadSpec``): the n-gram
+    heads' parameters get their own Adam(W) with peak rate ``config.ngram_learning_rate`` when it
+    is set (same schedule shape); the fitted parameters (head weights, NBSVM head) are left as
+    they are, even under weight decay; with ``config.lazy_embedding`` the embedding table gets
+    lazy Adam (``seqclf.lazy_embedding.lazy_adam``: its gradient is row-sparse, the update then
+    needs the extra argument ``embedding_rows``); everything else uses ``learning_rate``. The
+    clipping covers every gradient together, the table's rows included.
     """
+    heads = heads or HeadSpec()
 
     def adam(peak: float) -> optax.GradientTransformation:
         schedule = learning_rate_schedule(config, total_steps, peak)
         return optax.adamw(schedule, weight_decay=config.weight_decay)
 
-    clipping = clip and config.clip_norm > 0
-    parts = [optax.clip_by_global_norm(config.clip_norm)] if clipping else []
+    parts = [optax.clip_by_global_norm(config.clip_norm)] if config.clip_norm > 0 else []
     transforms = {
         "rest": adam(config.learning_rate),
         "ngram": adam(config.ngram_learning_rate or config.learning_rate),
         "fitted": optax.set_to_zero(),
     }
-    parts.append(optax.multi_transform(transforms, _param_labels))
+    if config.lazy_embedding:  # only then: a dense run's optimizer state keeps its old layout
+        schedule = learning_rate_schedule(config, total_steps, config.learning_rate)
+        transforms[LAZY] = lazy_adam(schedule, weight_decay=config.weight_decay)
+
+    def labels(params: Any) -> Any:
+        return heads.param_labels(params, lazy=config.lazy_embedding)
+
+    parts.append(optax.multi_transform(transforms, labels))
     return optax.chain(*parts)
-
-
-def _param_labels(params: Any) -> Any:
-    """Each leaf's optimizer: "ngram" (the n-gram heads), "fitted" (the head weights and the
-    NBSVM head, fitted to data outside the gradient steps) or "rest"."""
-
-    def label(path: Any, _: Any) -> str:
-        name = path[0].key
-        if name in (HEAD_WEIGHTS, NB_HEAD):
-            return "fitted"
-        return "ngram" if name in NGRAM_PARAMS else "rest"
-
-    return jax.tree_util.tree_map_with_path(label, params)
 
 
 def create_train_state(
@@ -332,35 +334,20 @@ def create_train_state(
         init_key, jnp.asarray(example_batch["tokens"]), jnp.asarray(example_batch["lengths"])
     )
     params = variables["params"]
-    if not config.lazy_embedding:
-        state = TrainState.create(
-            apply_fn=model.apply,
-            params=params,
-            tx=make_optimizer(config, total_steps),
-            dropout_key=dropout_key,
+    heads = HeadSpec.of(model)
+    if config.lazy_embedding and heads.embedding is None:
+        raise ValueError(
+            "lazy_embedding needs seqclf's classifier (build_classifier), whose embedding "
+            f"lookup is marked with perturb({EMBEDDED!r}); got {type(model).__name__}"
         )
-    else:
-        if not isinstance(model, SequenceClassifier):
-            raise ValueError(
-                "lazy_embedding needs seqclf's classifier (build_classifier), whose embedding "
-                f"lookup is marked with perturb({EMBEDDED!r}); got {type(model).__name__}"
-            )
-        tx = make_optimizer(config, total_steps, clip=False)
-        lazy = LazyAdam(
-            learning_rate_schedule(config, total_steps, config.learning_rate),
-            weight_decay=config.weight_decay,
-            clip_norm=config.clip_norm,
-        )
-        table, rest = split_embedding(params)
-        state = TrainState(
-            step=0,
-            apply_fn=model.apply,
-            params=params,
-            tx=tx,
-            opt_state=LazyEmbeddingState(tx.init(rest), *lazy.init(table)),
-            dropout_key=dropout_key,
-            lazy_adam=lazy,
-        )
+    state = TrainState.create(
+        apply_fn=model.apply,
+        params=params,
+        tx=make_optimizer(config, total_steps, heads),
+        dropout_key=dropout_key,
+        heads=heads,
+        lazy_embedding=config.lazy_embedding,
+    )
     # step as the int32 array train_step returns (not Python's 0), so train_step compiles once.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
@@ -382,6 +369,7 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
     across devices, so the step equals the one-device step on the same B rows.
     """
     dropout_key = jax.random.fold_in(state.dropout_key, state.step)
+    heads = state.heads
 
     def loss_fn(params, perturbations=None):
         variables = {"params": params}
@@ -393,59 +381,24 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
             batch["lengths"],
             train=True,
             rngs={"dropout": dropout_key},
-            mutable=[HEAD_LOGITS],
+            mutable=[heads.logits_collection],
         )
         # A model with several heads (ClassifierConfig.ngram_buckets) trains each on its own loss.
-        heads = jax.tree_util.tree_leaves(sown.get(HEAD_LOGITS, {}))
-        losses = [_weighted_cross_entropy(h, batch) for h in heads or [logits]]
+        losses = [_weighted_cross_entropy(h, batch) for h in heads.trained_logits(logits, sown)]
         return sum(losses), logits
 
-    if state.lazy_adam is None:
+    if not state.lazy_embedding:
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         new_state = state.apply_gradients(grads=grads)
-    else:
-        new_state, loss, logits = _lazy_embedding_step(state, batch, loss_fn)
+    else:  # the table's gradient is row-sparse (seqclf.lazy_embedding); the rest as above
+        (loss, logits), grads, rows = value_and_row_grad(
+            loss_fn, state.params, batch["tokens"], heads.embedding, heads.embedded
+        )
+        new_state = state.apply_gradients(grads=grads, embedding_rows=rows)
     hits = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
     real = (batch["weights"] > 0).astype(jnp.float32)  # weights may also weigh the classes
     accuracy = jnp.sum(hits * real) / jnp.maximum(jnp.sum(real), 1.0)
     return new_state, jnp.stack([loss, accuracy])
-
-
-def _lazy_embedding_step(
-    state: TrainState, batch: dict[str, jax.Array], loss_fn: Callable[..., Any]
-) -> tuple[TrainState, jax.Array, jax.Array]:
-    """``train_step`` with a lazily updated embedding (``seqclf.lazy_embedding``).
-
-    The table is held constant; the gradient of the looked-up vectors (through their zero
-    perturbation) is summed per distinct token id, then all gradients are clipped together (as
-    ``optax.clip_by_global_norm`` would clip the dense ones) before the two updates.
-    """
-    table, rest = split_embedding(state.params)
-    vectors = jnp.zeros(batch["tokens"].shape + table.shape[1:], table.dtype)
-
-    def lazy_loss(rest, perturbations):
-        return loss_fn(join_embedding(table, rest), perturbations)
-
-    (loss, logits), (rest_grads, vector_grads) = jax.value_and_grad(
-        lazy_loss, argnums=(0, 1), has_aux=True
-    )(rest, {EMBEDDED: vectors})
-    rows, row_grads = row_gradients(batch["tokens"], vector_grads[EMBEDDED], table.shape[0])
-    clip = state.lazy_adam.clip_norm
-    if clip > 0:
-        leaves = jax.tree_util.tree_leaves((rest_grads, row_grads))
-        norm = jnp.sqrt(sum(jnp.sum(g**2) for g in leaves))
-        scale = jnp.where(norm < clip, 1.0, clip / norm)
-        rest_grads = jax.tree_util.tree_map(lambda g: g * scale, rest_grads)
-        row_grads = row_grads * scale
-    opt = state.opt_state
-    updates, rest_opt = state.tx.update(rest_grads, opt.rest, rest)
-    table, mu, nu = state.lazy_adam.update(table, opt.mu, opt.nu, rows, row_grads, state.step)
-    new_state = state.replace(
-        step=state.step + 1,
-        params=join_embedding(table, optax.apply_updates(rest, updates)),
-        opt_state=LazyEmbeddingState(rest_opt, mu, nu),
-    )
-    return new_state, loss, logits
 
 
 train_step = jax.jit(_train_step)
@@ -465,13 +418,16 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
 
 @jax.jit
 def head_log_probs_step(state: TrainState, batch: dict[str, jax.Array]) -> jax.Array:
-    """Each head's log-probabilities (B, K, C) of one batch (K heads, in ``HEADS`` order, the
-    order of the model's ``HEAD_WEIGHTS``), dropout off."""
+    """Each head's log-probabilities (B, K, C) of one batch (K heads, in the order of the
+    model's head weights, ``HeadSpec.heads``), dropout off."""
+    heads = state.heads
     _, sown = state.apply_fn(
-        {"params": state.params}, batch["tokens"], batch["lengths"], mutable=[HEAD_LOGITS]
+        {"params": state.params},
+        batch["tokens"],
+        batch["lengths"],
+        mutable=[heads.logits_collection],
     )
-    heads = [sown[HEAD_LOGITS][name][0] for name in HEADS if name in sown[HEAD_LOGITS]]
-    return jax.nn.log_softmax(jnp.stack(heads, axis=1), axis=-1)
+    return heads.head_log_probs(sown)
 
 
 class _StopFlag:
@@ -648,7 +604,7 @@ def fit_head_weights_and_evaluate(
     desc: str = "validate",
     progress: bool = True,
 ) -> tuple[TrainState, dict[str, float]]:
-    """For a model with several heads: fit its ``HEAD_WEIGHTS`` on this (validation) data.
+    """For a model with several heads: fit its head weights on this (validation) data.
 
     Returns the state holding the fitted weights, and ``evaluate``'s metrics with them (one pass
     over the data: each head's log-probabilities are computed once, weighted in NumPy).
@@ -660,9 +616,9 @@ def fit_head_weights_and_evaluate(
     per_head = np.moveaxis(log_probs, 1, 0)  # (K, N, C)
     weights = fit_head_weights(per_head, labels)
     new_weights = DataParallel.of(state).replicate(jnp.asarray(weights))
-    state = state.replace(params={**state.params, HEAD_WEIGHTS: new_weights})
+    state = state.replace(params={**state.params, state.heads.head_weights: new_weights})
     metrics = _metrics(labels, np.exp(weighted_log_probs(per_head, weights)))
-    # Each head's own accuracy (HEADS order), to see what each contributes.
+    # Each head's own accuracy (HeadSpec.heads order), to see what each contributes.
     metrics["head_accuracy"] = [float(np.mean(h.argmax(-1) == labels)) for h in per_head]
     return state, metrics
 
@@ -749,7 +705,7 @@ def train_epoch(
     step = int(state.step)  # a host-side copy: reading state.step would wait for the device
     running = [0.0, 0.0, 0] if running is None else running
     done = skip_batches
-    step_fn = train_step if state.lazy_adam is None else train_step_in_place
+    step_fn = train_step_in_place if state.lazy_embedding else train_step
     num_classes = int(np.max(labels, initial=0)) + 1
     weigh = class_weights(np.bincount(labels, minlength=num_classes), config.class_weighting)
 
@@ -873,18 +829,17 @@ def _with_fitted_nbsvm_head(
 ) -> TrainState:
     """The state with the NBSVM head fitted as NBSVM is (``seqclf.naive_bayes``), before any
     gradient step (a model without that head: the state as it is)."""
-    if NB_HEAD not in state.params:
+    fitted = state.heads.fitted_head
+    if fitted is None:
         return state
     from seqclf.naive_bayes import fit_nbsvm
 
     cfg = model.config
-    head, report = fit_nbsvm(
-        train, valid, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config
-    )
+    head, report = fit_nbsvm(train, valid, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, config)
     if progress:
         tqdm.write(report)
     head = jax.tree_util.tree_map(DataParallel.of(state).replicate, head)
-    return state.replace(params={**state.params, NB_HEAD: head})
+    return state.replace(params={**state.params, fitted: head})
 
 
 def _write_logs(history: list[dict[str, Any]], output_dir: Path | None) -> None:
@@ -1034,8 +989,7 @@ def fit(
 
     num_classes = int(max(np.max(train_labels), np.max(valid_labels))) + 1
     # The heads whose losses a training step sums: all but the fitted NBSVM head.
-    trained_heads = len(state.params.get(HEAD_WEIGHTS, [0])) - (NB_HEAD in state.params)
-    watch = LossWatch(num_classes, heads=max(trained_heads, 1))
+    watch = LossWatch(num_classes, heads=state.heads.trained_heads)
 
     def save(current: TrainState, val_accuracy: float | None) -> None:
         if store is None:
@@ -1121,7 +1075,7 @@ def fit(
                 stopped_by = stop.signal or "interrupted"
                 break
             budget.epoch_done(time.perf_counter() - started, done < steps_per_epoch)
-            if HEAD_WEIGHTS in state.params:
+            if state.heads.head_weights is not None:
                 state, val = fit_head_weights_and_evaluate(
                     state, valid_ids, valid_labels, config, progress=progress
                 )
@@ -1136,9 +1090,9 @@ def fit(
                 **{f"val_{k}": _rounded(v) for k, v in val.items()},
                 "seconds": round(time.perf_counter() - started, 2),
             }
-            if HEAD_WEIGHTS in state.params:
-                weights = np.asarray(state.params[HEAD_WEIGHTS])
-                record[HEAD_WEIGHTS] = [round(float(w), 4) for w in weights]
+            if state.heads.head_weights is not None:
+                weights = np.asarray(state.params[state.heads.head_weights])
+                record["head_weights"] = [round(float(w), 4) for w in weights]
             history.append(record)
             improved = val["accuracy"] > progress_state["best_val_accuracy"]
             progress_state.update(

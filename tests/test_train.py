@@ -235,21 +235,21 @@ def test_the_ngram_head_can_have_its_own_learning_rate():
 
     def first_updates(**options):
         config = seqclf.TrainConfig(warmup_fraction=0.0, clip_norm=0.0, **options)
-        tx = train_module.make_optimizer(config, total_steps=10)
+        tx = train_module.make_optimizer(config, total_steps=10, heads=model.head_spec)
         updates, _ = tx.update(grads, tx.init(params), params)
         return updates
 
     same = first_updates(learning_rate=1e-3, ngram_learning_rate=0.0)
     split = first_updates(learning_rate=1e-3, ngram_learning_rate=5e-2)
     for name in params:
-        factor = 50.0 if name in seqclf.model.NGRAM_PARAMS else 1.0
+        factor = 50.0 if name in model.head_spec.ngram_params else 1.0
         for a, b in zip(
             jax.tree_util.tree_leaves(split[name]),
             jax.tree_util.tree_leaves(same[name]),
             strict=True,
         ):
             np.testing.assert_allclose(np.asarray(a), factor * np.asarray(b), rtol=1e-5)
-    assert set(seqclf.model.NGRAM_PARAMS) <= set(params)
+    assert set(model.head_spec.ngram_params) <= set(params)
     with pytest.raises(ValueError, match="ngram_learning_rate must be >= 0"):
         seqclf.TrainConfig(ngram_learning_rate=-1.0)
 
