@@ -33,7 +33,7 @@ from seqclf.cli import (
     train_config_from,
 )
 from seqclf.model import ClassifierConfig
-from seqclf.train import FINISHED, TrainConfig
+from seqclf.training import FINISHED, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA_DIR = REPO.parent / "shared" / "tensorflow_datasets"

@@ -24,7 +24,7 @@ _EXPORTS = {
     "DiskFullError": "seqclf.checkpoint",
     "RunInUseError": "seqclf.run_lock",
     "run_lock": "seqclf.run_lock",
-    "LossWatch": "seqclf.train",
+    "LossWatch": "seqclf.training",
     "CheckpointStore": "seqclf.checkpoint",
     "MicroBatcher": "seqclf.batcher",
     "keep_freed_memory": "seqclf.cpu_allocator",
@@ -54,15 +54,15 @@ _EXPORTS = {
     "Explanation": "seqclf.explain",
     "explanation_html": "seqclf.explain",
     "evaluation_report": "seqclf.report",
-    "FitResult": "seqclf.train",
-    "TrainConfig": "seqclf.train",
-    "TrainingDiverged": "seqclf.train",
-    "TrainState": "seqclf.train",
-    "create_train_state": "seqclf.train",
-    "eval_step": "seqclf.train",
-    "evaluate": "seqclf.train",
-    "fit": "seqclf.train",
-    "train_step": "seqclf.train",
+    "FitResult": "seqclf.training",
+    "TrainConfig": "seqclf.training",
+    "TrainingDiverged": "seqclf.training",
+    "TrainState": "seqclf.training",
+    "create_train_state": "seqclf.training",
+    "eval_step": "seqclf.training",
+    "evaluate": "seqclf.training",
+    "fit": "seqclf.training",
+    "train_step": "seqclf.training",
 }
 _SUBMODULES = ("exported", "ops", "presets", "recipe")
 
@@ -126,7 +126,7 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
         RunInUseError,
         run_lock,
     )
-    from seqclf.train import (
+    from seqclf.training import (
         FitResult,
         LossWatch,
         TrainConfig,

@@ -20,7 +20,7 @@ from typing import Any
 
 from seqclf.model import ClassifierConfig
 from seqclf.presets import PRESETS
-from seqclf.train import FINISHED, TrainConfig, TrainingDiverged
+from seqclf.training import FINISHED, TrainConfig, TrainingDiverged
 
 EXIT_INTERRUPTED = 130
 
@@ -437,7 +437,7 @@ def interrupted_message(command: str, argv: Sequence[str]) -> str:
 def cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     join_cluster(args)  # before anything touches JAX devices
     from seqclf.distributed import is_primary
-    from seqclf.train import exit_at_once, watch_signals
+    from seqclf.training.callbacks.signals import exit_at_once, watch_signals
 
     message = interrupted_message("train", argv)
     # Outside the training loop nothing is being written that a stop could spoil: a signal ends
