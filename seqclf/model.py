@@ -23,6 +23,19 @@ import jax
 import jax.numpy as jnp
 
 from seqclf import ops
+from seqclf.heads import (  # the names are also the model's: seqclf.model.HEAD_LOGITS, ...
+    EMBEDDED,
+    EMBEDDING,
+    HEAD_LOGITS,
+    HEAD_WEIGHTS,
+    HEADS,
+    NB_HEAD,
+    NGRAM_BAG,
+    NGRAM_OUTPUT,
+    NGRAM_PARAMS,
+    HeadSpec,
+    combine_heads,
+)
 from seqclf.layers import (
     Conv1D,
     Dropout,
@@ -34,24 +47,7 @@ from seqclf.layers import (
     keras_embedding_init,
 )
 
-# Top-level parameter names of the fastText head (its bag and its output layer) and of the NBSVM
-# head (TrainConfig.ngram_learning_rate applies to them all).
-NGRAM_BAG, NGRAM_OUTPUT = ("ngram_bag", "ngram_output")
-NB_HEAD = "nb_head"
-NGRAM_PARAMS = (NGRAM_BAG, NGRAM_OUTPUT, NB_HEAD)
-# Parameter (K,) of a several-head model: each head's weight in the prediction. Not trained by
-# gradient (the optimizer leaves it as it is); fitted on the validation split after every epoch
-# (seqclf.head_weights), and saved with the other parameters.
-HEAD_WEIGHTS = "head_weights"
 REDUCTIONS = ("last", "max", "mean")
-# Collection where a model with several output heads sows each head's logits (B, C), under the
-# names of ``head_names(config)``, in the order of the HEAD_WEIGHTS parameter.
-HEAD_LOGITS = "head_logits"
-HEADS = ("recurrent_head", "nbsvm_head", "ngram_head")  # every head, in that order
-# The embedding module's (and parameter's) name, and the name of the perturbation that marks its
-# looked-up vectors (lazy Adam reads their gradient through it: seqclf.lazy_embedding).
-EMBEDDING = "embedding"
-EMBEDDED = "embedded"
 # embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
 DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -91,7 +87,7 @@ class ClassifierConfig:
       ngram_dim: embedding size of that bag.
       nb_buckets: 0 for none; else an NBSVM head (``seqclf.layers.NaiveBayesBag``: logistic
         regression over the distinct hashed 1..nb_ngrams-grams of each text, scaled by their
-        naive-Bayes log-count ratios, fitted by ``seqclf.train.fit`` on the training split as
+        naive-Bayes log-count ratios, fitted by ``seqclf.training.fit`` on the training split as
         NBSVM is, before the other heads train) is stacked with the others, with this many
         hash buckets.
       nb_ngrams: longest n-gram of the NBSVM head.
@@ -208,97 +204,6 @@ class ClassifierConfig:
             "ngram_head": self.ngram_buckets > 0,
         }
         return tuple(name for name in HEADS if present[name])
-
-
-@dataclasses.dataclass(frozen=True)
-class HeadSpec:
-    """What training asks of a model about its heads and parameters, declared in one place.
-
-    The loss, the optimizer's labels, the head-weight fit and lazy Adam read this (from
-    ``HeadSpec.of(model)``) instead of the model's parameter names. Any Flax module trains with
-    the default (one head, every parameter trained alike, no lazy embedding); seqclf's classifier
-    gives its own (``SequenceClassifier.head_spec``).
-
-    Attributes:
-      heads: the output heads, in the order of the head weights (``ClassifierConfig.heads``).
-      fitted_head: the top-level parameter of a head fitted to the training split before any
-        gradient step (the NBSVM head, ``seqclf.naive_bayes``); None: none. A training step
-        leaves it out of the loss and the optimizer leaves it as it is.
-      head_weights: the (K,) parameter of each head's weight in the prediction
-        (``combine_heads``), fitted on the validation split after every epoch
-        (``seqclf.head_weights``), never by gradient; None: one head.
-      ngram_params: top-level parameters trained at ``TrainConfig.ngram_learning_rate``.
-      logits_collection: the collection the model sows each head's logits (B, C) into.
-      embedding: the embedding module whose ``embedding`` parameter is the (V, E) table; None:
-        no table lazy Adam can update (``TrainConfig.lazy_embedding`` is refused).
-      embedded: the name the model perturbs its looked-up vectors (B, T, E) with.
-    """
-
-    heads: tuple[str, ...] = ()
-    fitted_head: str | None = None
-    head_weights: str | None = None
-    ngram_params: tuple[str, ...] = ()
-    logits_collection: str = HEAD_LOGITS
-    embedding: str | None = None
-    embedded: str | None = None
-
-    @classmethod
-    def of(cls, model: Any) -> HeadSpec:
-        """``model.head_spec`` where the model declares one, else the default."""
-        spec = getattr(model, "head_spec", None)
-        return spec if isinstance(spec, HeadSpec) else cls()
-
-    @property
-    def trained_heads(self) -> int:
-        """How many heads' losses a training step sums: all but the fitted one (at least 1)."""
-        return max(len(self.heads) - (self.fitted_head is not None), 1)
-
-    def label(self, name: str, lazy: bool = False) -> str:
-        """The optimizer of top-level parameter ``name``: "fitted" (no gradient step changes
-        it), "ngram", "lazy" (the embedding table under lazy Adam) or "rest"."""
-        if name in (self.head_weights, self.fitted_head):
-            return "fitted"
-        if name in self.ngram_params:
-            return "ngram"
-        return "lazy" if lazy and name == self.embedding else "rest"
-
-    def param_labels(self, params: Any, lazy: bool = False) -> Any:
-        """``label`` of each leaf of ``params`` (by its top-level name), for ``optax.partition``."""
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: self.label(path[0].key, lazy), params
-        )
-
-    def trained_logits(self, logits: jax.Array, sown: Any) -> list[jax.Array]:
-        """The logits (B, C) each trained on its own loss: each sown head's (a training pass
-        sows all but the fitted head), or the output's for a one-head model."""
-        return jax.tree_util.tree_leaves(sown.get(self.logits_collection, {})) or [logits]
-
-    def head_log_probs(self, sown: Any) -> jax.Array:
-        """(B, K, C) each head's log-probabilities, in ``heads`` order, from an evaluation pass."""
-        heads = sown[self.logits_collection]
-        stacked = jnp.stack([heads[name][0] for name in self.heads if name in heads], axis=1)
-        return jax.nn.log_softmax(stacked, axis=-1)
-
-
-def combine_heads(
-    weights: jax.Array, head_logits: dict[str, jax.Array], heads: tuple[str, ...]
-) -> jax.Array:
-    """The several-head prediction: ``sum_k w_k · log_softmax(z_k)`` over the heads present.
-
-    Args:
-      weights: (K,) each head's weight (``HeadSpec.head_weights``).
-      head_logits: head name → logits (B, C).
-      heads: the K head names, in the weights' order.
-
-    Returns:
-      (B, C) logits (unnormalised log-probabilities; ``seqclf.head_weights.weighted_log_probs``
-      is their NumPy, normalised twin).
-    """
-    return sum(
-        w * jax.nn.log_softmax(head_logits[name])
-        for w, name in zip(weights, heads, strict=True)
-        if name in head_logits
-    )
 
 
 # What a config saved before a field existed meant (see ClassifierConfig.from_dict).

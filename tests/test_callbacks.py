@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from seqclf.checkpoint import DiskFullError
-from seqclf.model import HeadSpec
+from seqclf.heads import HeadSpec
 from seqclf.training import TrainConfig
 from seqclf.training.callbacks import (
     Callback,

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 import seqclf
-from seqclf.model import HeadSpec
+from seqclf.heads import HeadSpec
 
 
 def _params(model):

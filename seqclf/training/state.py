@@ -12,8 +12,8 @@ from flax import struct
 from flax.training import train_state
 
 from seqclf.distributed import DataParallel
+from seqclf.heads import EMBEDDED, HeadSpec
 from seqclf.lazy_embedding import LAZY, apply_row_updates, lazy_adam
-from seqclf.model import EMBEDDED, HeadSpec
 from seqclf.training.config import TrainConfig
 
 
