@@ -120,10 +120,10 @@ class Run:
     """
 
     config: TrainConfig
-    state: TrainState
+    state: TrainState = dataclasses.field(repr=False)  # a short repr: no parameter arrays
     steps_per_epoch: int
     progress: Progress = dataclasses.field(default_factory=Progress)
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list, repr=False)
     show_progress: bool = True
     epoch: int = 0
     step: int = 0
@@ -134,7 +134,7 @@ class Run:
     error: BaseException | None = None
     ended: bool = False
     # Fetches the steps' metrics still on the device (set by train_epoch while it runs).
-    sync: Callable[[], None] = lambda: None
+    sync: Callable[[], None] = dataclasses.field(default=lambda: None, repr=False)
 
     def request_stop(self, reason: str) -> bool:
         """Ask the run to stop; True when this request decides how it ends (the first one).
