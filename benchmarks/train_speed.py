@@ -173,7 +173,7 @@ def run_seqclf(
 
     import seqclf
     from seqclf.data.batching import batches, num_batches
-    from seqclf.train import TrainConfig, create_train_state, evaluate, train_epoch
+    from seqclf.training import TrainConfig, create_train_state, evaluate, train_epoch
 
     model = seqclf.build_classifier(
         seqclf.presets.CLASSIC,  # the Keras model, layer for layer

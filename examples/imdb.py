@@ -36,7 +36,7 @@ from seqclf.cli import (
 )
 from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
-from seqclf.train import FINISHED, TrainConfig
+from seqclf.training import FINISHED, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA_DIR = REPO.parent / "shared" / "tensorflow_datasets"

@@ -8,7 +8,7 @@ use it (``load`` → ``Predictor``). The pure functions live in ``seqclf.ops``; 
 runs an exported model with jax and numpy alone; ``seqclf.serve`` (the ``serve`` extra: FastAPI,
 uvicorn) serves a predictor over HTTP, left out of the names below so that
 ``from seqclf import *`` never needs the extra. The training loop's pieces (``create_train_state``,
-``train_step``, ...) are in ``seqclf.train``, platform tricks (``keep_freed_memory``) in
+``train_step``, the callbacks, ...) are in ``seqclf.training``, platform tricks (``keep_freed_memory``) in
 ``seqclf.cpu_allocator``.
 
 Every public name is imported on first use (PEP 562 module ``__getattr__``), so that
@@ -47,9 +47,10 @@ _EXPORTS = {
     "fit": "seqclf.fitting",
     "TrainingRun": "seqclf.experiment",
     "train_text_classifier": "seqclf.experiment",
-    "FitResult": "seqclf.train",
-    "TrainConfig": "seqclf.train",
-    "TrainingDiverged": "seqclf.train",
+    "Callback": "seqclf.training",
+    "FitResult": "seqclf.training",
+    "TrainConfig": "seqclf.training",
+    "TrainingDiverged": "seqclf.training",
     "SettingWarning": "seqclf.recipe",
     # prediction
     "EmptyTextWarning": "seqclf.predict",
@@ -125,13 +126,15 @@ if TYPE_CHECKING:  # the same names, imported eagerly, for type checkers and the
     from seqclf.run_lock import (
         RunInUseError,
     )
-    from seqclf.train import (
+    from seqclf.training import (
+        Callback,
         FitResult,
         TrainConfig,
         TrainingDiverged,
     )
 
 __all__ = [
+    "Callback",
     "CheckpointError",
     "CheckpointSuperseded",
     "Classifier",

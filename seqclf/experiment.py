@@ -32,7 +32,7 @@ from seqclf.recipe import (
     resolve_train_config,
 )
 from seqclf.run_lock import run_lock
-from seqclf.train import FitResult, TrainConfig, fit
+from seqclf.training import FitResult, TrainConfig, fit
 
 
 @dataclasses.dataclass

@@ -9,12 +9,19 @@ with weight decay); the difference from dense Adam is only that an absent row's 
 decay and its momentum does not keep moving it.
 
 How the rows' gradient is obtained without the dense one: the model marks its looked-up vectors
-with ``nn.Module.perturb`` (``EMBEDDED``); the train step differentiates the loss with respect to
-that zero perturbation, which gives the gradient of every looked-up vector (B, T, E), and sums
-them per distinct token id (``row_gradients``). The table itself is held constant, so XLA never
-builds the dense (V, E) gradient. ``LazyAdam.update`` then packs those rows together and updates
-them a block at a time, as many blocks as the batch has distinct words: the step's work follows
-the words, not the vocabulary or the number of tokens.
+with ``nn.Module.perturb`` (its ``HeadSpec.embedded``); ``value_and_row_grad`` differentiates the
+loss with respect to that zero perturbation, which gives the gradient of every looked-up vector
+(B, T, E), and sums them per distinct token id (``row_gradients``). The table itself is held
+constant, so XLA never builds the dense (V, E) gradient.
+
+The optimizer is an ordinary optax pipeline: ``lazy_adam`` is a ``GradientTransformation`` (with
+extra args) whose gradient for the table is *row-sparse*: an (N, E) array of the rows named by
+the extra argument ``embedding_rows`` (N,), not a (V, E) one. ``optax.clip_by_global_norm``
+before it clips those rows and every dense gradient together, as for any other parameter; the
+update it returns has the rows' layout too, and ``apply_row_updates`` adds it to the table's rows
+in place. ``LazyAdam.update`` packs the real rows together and updates them a block at a time, as
+many blocks as the batch has distinct words: the step's work follows the words, not the
+vocabulary or the number of tokens.
 """
 
 from __future__ import annotations
@@ -30,42 +37,34 @@ import optax
 # Rows updated per iteration of ``LazyAdam.update``'s loop (a config-S batch has ~1,000 distinct
 # words, config L ~3,000-5,000; measured in benchmarks/README.md).
 UPDATE_BLOCK = 1024
-# The model's embedding module (and parameter) name, and the name of its perturbation.
-EMBEDDING = "embedding"
-EMBEDDED = "embedded"
+# The optimizer label of the lazily updated table (``HeadSpec.param_labels(..., lazy=True)``).
+LAZY = "lazy"
 
 
-class LazyEmbeddingState(NamedTuple):
-    """Optimizer state when the embedding is updated lazily.
+class LazyAdamState(NamedTuple):
+    """``lazy_adam``'s state.
 
     Attributes:
-      rest: the optax state of every parameter but the embedding table.
-      mu: (V, E) Adam's first moment of the table's rows.
-      nu: (V, E) Adam's second moment of the table's rows.
+      count: () int32, steps taken.
+      mu: Adam's first moments, (V, E) for the table (the params' tree, as optax's Adam).
+      nu: Adam's second moments, likewise.
     """
 
-    rest: optax.OptState
-    mu: jax.Array
-    nu: jax.Array
+    count: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
 
 
 @dataclasses.dataclass(frozen=True)
 class LazyAdam:
-    """Adam(W) hyper-parameters of the table (optax's ``adamw`` defaults).
-
-    ``clip_norm`` (0 for none) is the global norm that the train step clips all gradients to,
-    the table's rows and every other parameter's together.
-    """
+    """Adam(W) on some rows of a table: the row arithmetic behind ``lazy_adam`` (optax's
+    ``adamw`` defaults)."""
 
     learning_rate: Callable[[jax.Array], jax.Array]  # step -> rate (the common schedule)
     weight_decay: float = 0.0
-    clip_norm: float = 0.0
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
-
-    def init(self, table: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return jnp.zeros_like(table), jnp.zeros_like(table)
 
     def update_rows(
         self,
@@ -76,7 +75,8 @@ class LazyAdam:
         grads: jax.Array,
         step: jax.Array,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """One Adam(W) step on the given rows of ``table``; every other row is left as it is.
+        """One Adam(W) step on the given rows of ``table``; every other row's moments are left
+        as they are.
 
         Args:
           table, mu, nu: (V, E) the table and its moments.
@@ -85,7 +85,8 @@ class LazyAdam:
           step: the number of steps taken before this one (0 for the first).
 
         Returns:
-          The new ``(table, mu, nu)``.
+          ``(updates, mu, nu)``: (N, E) what to add to each of those rows (0 for padding) and
+          the new (V, E) moments.
         """
         count = (step + 1).astype(jnp.float32)
         m = self.b1 * mu.at[rows].get(mode="fill", fill_value=0) + (1 - self.b1) * grads
@@ -93,14 +94,12 @@ class LazyAdam:
         m_hat = m / (1 - self.b1**count)
         v_hat = v / (1 - self.b2**count)
         old = table.at[rows].get(mode="fill", fill_value=0)
-        new = old - self.learning_rate(step) * (
-            m_hat / (jnp.sqrt(v_hat) + self.eps) + self.weight_decay * old
+        # Negated here and added to the row later: old + (-x) is old - x exactly.
+        updates = -(
+            self.learning_rate(step)
+            * (m_hat / (jnp.sqrt(v_hat) + self.eps) + self.weight_decay * old)
         )
-        return (
-            table.at[rows].set(new, mode="drop"),
-            mu.at[rows].set(m, mode="drop"),
-            nu.at[rows].set(v, mode="drop"),
-        )
+        return updates, mu.at[rows].set(m, mode="drop"), nu.at[rows].set(v, mode="drop")
 
     def update(
         self,
@@ -118,6 +117,8 @@ class LazyAdam:
         when words repeat (a 64 × 400 IMDB batch: ~25,600 places, ~3,000 distinct words). The
         real rows are packed to the front and updated in a loop that runs only as many blocks as
         there are real rows, so the work follows the number of distinct words, not of tokens.
+        The updates are written over ``grads``' places (a padding place keeps its gradient, 0),
+        so no second (N, E) buffer is needed.
 
         Args and returns: as ``update_rows``.
         """
@@ -132,14 +133,83 @@ class LazyAdam:
             .set(jnp.arange(n, dtype=jnp.int32), mode="drop")
         )
 
-        def update_block(i: jax.Array, state: tuple) -> tuple:
+        def update_block(i: jax.Array, carry: tuple) -> tuple:
+            out, mu, nu = carry
             at = jax.lax.dynamic_slice(places, (i * block,), (block,))
             block_rows = rows.at[at].get(mode="fill", fill_value=vocab_size)
-            block_grads = grads.at[at].get(mode="fill", fill_value=0)
-            return self.update_rows(*state, block_rows, block_grads, step)
+            block_grads = out.at[at].get(mode="fill", fill_value=0)  # each place read once
+            updates, mu, nu = self.update_rows(table, mu, nu, block_rows, block_grads, step)
+            return out.at[at].set(updates, mode="drop"), mu, nu
 
         blocks = (jnp.sum(real, dtype=jnp.int32) + block - 1) // block
-        return jax.lax.fori_loop(0, blocks, update_block, (table, mu, nu))
+        return jax.lax.fori_loop(0, blocks, update_block, (grads, mu, nu))
+
+
+def lazy_adam(
+    learning_rate: optax.ScalarOrSchedule,
+    weight_decay: float = 0.0,
+    block: int = UPDATE_BLOCK,
+) -> optax.GradientTransformationExtraArgs:
+    """Lazy Adam(W) as an optax transformation over row-sparse gradients.
+
+    ``update(updates, state, params, *, embedding_rows)``: each leaf of ``updates`` is (N, E),
+    the gradient of the rows ``embedding_rows`` (N,) of the matching (V, E) leaf of ``params``
+    (ids ≥ V are padding, from ``row_gradients``); the update returned has that (N, E) layout,
+    for ``apply_row_updates``. Rows not named keep their moments (their update is not computed).
+
+    Args:
+      learning_rate: a rate or a schedule of the step.
+      weight_decay: AdamW's decoupled weight decay of the rows updated.
+      block: rows per iteration of the update loop (``LazyAdam.update``).
+
+    Returns:
+      An optax ``GradientTransformationExtraArgs``, to chain after ``optax.clip_by_global_norm``
+      (it clips the rows with every other gradient) as any optax optimizer.
+
+    References:
+      Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2015); TensorFlow Addons'
+      ``LazyAdam``.
+    """
+    schedule = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
+    rows_adam = LazyAdam(schedule, weight_decay=weight_decay)
+
+    def init_fn(params: optax.Params) -> LazyAdamState:
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return LazyAdamState(
+            jnp.zeros([], jnp.int32), zeros, jax.tree_util.tree_map(jnp.zeros_like, params)
+        )
+
+    def update_fn(
+        updates: optax.Updates,
+        state: LazyAdamState,
+        params: optax.Params | None = None,
+        *,
+        embedding_rows: jax.Array | None = None,
+        **extra_args: Any,
+    ) -> tuple[optax.Updates, LazyAdamState]:
+        del extra_args
+        if params is None or embedding_rows is None:
+            raise ValueError("lazy_adam needs the params and the batch's embedding_rows")
+        grads, treedef = jax.tree_util.tree_flatten(updates)
+        leaves = zip(
+            grads,
+            jax.tree_util.tree_leaves(state.mu),
+            jax.tree_util.tree_leaves(state.nu),
+            jax.tree_util.tree_leaves(params),
+            strict=True,
+        )
+        out = [
+            rows_adam.update(table, mu, nu, embedding_rows, g, state.count, block)
+            for g, mu, nu, table in leaves
+        ]
+        if not out:  # none of the tree's leaves is this transform's
+            return updates, LazyAdamState(state.count + 1, state.mu, state.nu)
+        new_updates, mu, nu = (
+            jax.tree_util.tree_unflatten(treedef, list(x)) for x in zip(*out, strict=True)
+        )
+        return new_updates, LazyAdamState(state.count + 1, mu, nu)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def row_gradients(
@@ -177,12 +247,72 @@ def row_gradients(
     return rows, grads
 
 
-def split_embedding(params: dict[str, Any]) -> tuple[jax.Array, dict[str, Any]]:
-    """``params`` → (the embedding table (V, E), every other parameter)."""
-    rest = {k: v for k, v in params.items() if k != EMBEDDING}
-    return params[EMBEDDING][EMBEDDING], rest
+def split_embedding(params: dict[str, Any], name: str) -> tuple[jax.Array, dict[str, Any]]:
+    """``params`` → (the table (V, E) of the embedding module ``name``, every other parameter)."""
+    rest = {k: v for k, v in params.items() if k != name}
+    return params[name]["embedding"], rest
 
 
-def join_embedding(table: jax.Array, rest: dict[str, Any]) -> dict[str, Any]:
+def join_embedding(table: jax.Array, rest: dict[str, Any], name: str) -> dict[str, Any]:
     """Inverse of ``split_embedding``."""
-    return {**rest, EMBEDDING: {EMBEDDING: table}}
+    return {**rest, name: {"embedding": table}}
+
+
+def value_and_row_grad(
+    loss_fn: Callable[..., tuple[jax.Array, Any]],
+    params: dict[str, Any],
+    ids: jax.Array,
+    name: str,
+    embedded: str,
+) -> tuple[tuple[jax.Array, Any], dict[str, Any], jax.Array]:
+    """``jax.value_and_grad(loss_fn, has_aux=True)`` with a row-sparse gradient for the table.
+
+    Args:
+      loss_fn: ``loss_fn(params, perturbations) -> (loss, aux)``; the model must pass its
+        looked-up vectors through ``perturb(embedded, ...)``.
+      params: the parameters; ``params[name]["embedding"]`` is the (V, E) table.
+      ids: (B, T) the token ids the model looks up.
+      name, embedded: the embedding module's name and its perturbation's.
+
+    Returns:
+      ``((loss, aux), grads, rows)``: ``grads`` has params' tree with the table's leaf (N, E),
+      the gradient of the rows ``rows`` (N,), N = B·T (``row_gradients``).
+    """
+    table, rest = split_embedding(params, name)
+    vectors = jnp.zeros(ids.shape + table.shape[1:], table.dtype)
+
+    def lazy_loss(rest, perturbations):
+        return loss_fn(join_embedding(table, rest, name), perturbations)
+
+    value, (rest_grads, vector_grads) = jax.value_and_grad(lazy_loss, argnums=(0, 1), has_aux=True)(
+        rest, {embedded: vectors}
+    )
+    rows, row_grads = row_gradients(ids, vector_grads[embedded], table.shape[0])
+    return value, join_embedding(row_grads, rest_grads, name), rows
+
+
+def apply_row_updates(
+    params: dict[str, Any], updates: dict[str, Any], rows: jax.Array, name: str
+) -> dict[str, Any]:
+    """``optax.apply_updates`` with the table's update row-sparse (``value_and_row_grad``'s
+    layout): added to the rows ``rows`` in place (ids ≥ V dropped), every other row as it is."""
+    table, rest = split_embedding(params, name)
+    table_updates, rest_updates = split_embedding(updates, name)
+    table = table.at[rows].add(table_updates.astype(table.dtype), mode="drop")
+    return join_embedding(table, optax.apply_updates(rest, rest_updates), name)
+
+
+def table_moments(opt_state: optax.OptState) -> tuple[jax.Array, jax.Array]:
+    """The (V, E) Adam moments ``(mu, nu)`` of the lazily updated table, found in the state of
+    the whole optimizer (``make_optimizer``'s chain); for inspection and tests."""
+    found = [
+        s
+        for s in jax.tree_util.tree_leaves(
+            opt_state, is_leaf=lambda x: isinstance(x, LazyAdamState)
+        )
+        if isinstance(s, LazyAdamState)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"expected one lazy Adam state in the optimizer state, found {len(found)}")
+    (mu,), (nu,) = jax.tree_util.tree_leaves(found[0].mu), jax.tree_util.tree_leaves(found[0].nu)
+    return mu, nu

@@ -24,6 +24,19 @@ import jax.numpy as jnp
 
 from seqclf import ops
 from seqclf.config_dict import config_from_dict
+from seqclf.heads import (  # the names are also the model's: seqclf.model.HEAD_LOGITS, ...
+    EMBEDDED,
+    EMBEDDING,
+    HEAD_LOGITS,
+    HEAD_WEIGHTS,
+    HEADS,
+    NB_HEAD,
+    NGRAM_BAG,
+    NGRAM_OUTPUT,
+    NGRAM_PARAMS,
+    HeadSpec,
+    combine_heads,
+)
 from seqclf.layers import (
     Conv1D,
     Dropout,
@@ -34,22 +47,8 @@ from seqclf.layers import (
     activation_fn,
     keras_embedding_init,
 )
-from seqclf.lazy_embedding import EMBEDDED, EMBEDDING
 
-# Top-level parameter names of the fastText head (its bag and its output layer) and of the NBSVM
-# head (TrainConfig.ngram_learning_rate applies to them all).
-NGRAM_BAG, NGRAM_OUTPUT = ("ngram_bag", "ngram_output")
-NB_HEAD = "nb_head"
-NGRAM_PARAMS = (NGRAM_BAG, NGRAM_OUTPUT, NB_HEAD)
-# Parameter (K,) of a several-head model: each head's weight in the prediction. Not trained by
-# gradient (the optimizer leaves it as it is); fitted on the validation split after every epoch
-# (seqclf.head_weights), and saved with the other parameters.
-HEAD_WEIGHTS = "head_weights"
 REDUCTIONS = ("last", "max", "mean")
-# Collection where a model with several output heads sows each head's logits (B, C), under the
-# names of ``head_names(config)``, in the order of the HEAD_WEIGHTS parameter.
-HEAD_LOGITS = "head_logits"
-HEADS = ("recurrent_head", "nbsvm_head", "ngram_head")  # every head, in that order
 # embed_dropout_mode -> axes of (B, T, E) that share one dropout decision.
 DROPOUT_MODES = {"element": (), "word": (2,), "channel": (1,)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -90,7 +89,7 @@ class ClassifierConfig:
       ngram_dim: embedding size of that bag.
       nb_buckets: 0 for none; else an NBSVM head (``seqclf.layers.NaiveBayesBag``: logistic
         regression over the distinct hashed 1..nb_ngrams-grams of each text, scaled by their
-        naive-Bayes log-count ratios, fitted by ``seqclf.train.fit`` on the training split as
+        naive-Bayes log-count ratios, fitted by ``seqclf.training.fit`` on the training split as
         NBSVM is, before the other heads train) is stacked with the others, with this many
         hash buckets.
       nb_ngrams: longest n-gram of the NBSVM head.
@@ -336,10 +335,20 @@ class SequenceClassifier(nn.Module):
             if name in head_logits:
                 self.sow(HEAD_LOGITS, name, head_logits[name])
         weights = self.param(HEAD_WEIGHTS, nn.initializers.ones, (len(cfg.heads),), jnp.float32)
-        return sum(
-            w * jax.nn.log_softmax(head_logits[name])
-            for w, name in zip(weights, cfg.heads, strict=True)
-            if name in head_logits
+        return combine_heads(weights, head_logits, cfg.heads)
+
+    @property
+    def head_spec(self) -> HeadSpec:
+        """This model's heads and parameters as training sees them (``HeadSpec``)."""
+        heads = self.config.heads
+        return HeadSpec(
+            heads=heads,
+            fitted_head=NB_HEAD if "nbsvm_head" in heads else None,
+            head_weights=HEAD_WEIGHTS if len(heads) > 1 else None,
+            ngram_params=NGRAM_PARAMS,
+            logits_collection=HEAD_LOGITS,
+            embedding=EMBEDDING,
+            embedded=EMBEDDED,
         )
 
 

@@ -6,7 +6,8 @@ sees them), each feature scaled by its naive-Bayes log-count ratio, then an L2-r
 logistic regression is fitted to the training split by L-BFGS (a convex problem, solved to
 convergence, not by the gradient steps that train the other heads). The regularisation strength
 is chosen among ``STRENGTHS`` by validation accuracy, as the NBSVM baseline chooses it by
-cross-validation. ``seqclf.train.fit`` does this once, before the first gradient step.
+cross-validation. ``seqclf.training.fit`` does this once, before the first gradient step
+(``seqclf.training.callbacks.FitNbsvmHead``).
 """
 
 from __future__ import annotations

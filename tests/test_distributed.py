@@ -26,13 +26,8 @@ from seqclf.checkpoint import CheckpointStore
 from seqclf.data.batching import batches, pad_batch
 from seqclf.distributed import DataParallel, initialize, process_slice
 from seqclf.model import build_classifier
-from seqclf.train import (
-    TRAIN_KEYS,
-    TrainConfig,
-    create_train_state,
-    predict_probabilities,
-    train_step,
-)
+from seqclf.training import TrainConfig, create_train_state, predict_probabilities
+from seqclf.training.step import TRAIN_KEYS, train_step
 
 TINY_MODEL = dict(
     vocab_size=40,

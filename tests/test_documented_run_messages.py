@@ -24,10 +24,10 @@ import pytest
 from test_run_faults import HOLD_LOCK, STEPS_PER_EPOCH, train_args, write_reviews
 
 import seqclf
-from seqclf import train as train_module
 from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.cli import interrupted_message, main
 from seqclf.run_lock import LOCK_FILE, run_lock
+from seqclf.training import step as step_module
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "what-happens-when.md"
 
@@ -47,7 +47,7 @@ def as_pattern(message: str) -> re.Pattern:
 def wrapped_step(**at_step):
     """``train_step`` that sends SIGTERM to this process (``sigterm=N``) or returns a NaN loss
     (``nan=N``) at step N."""
-    real = train_module.train_step
+    real = step_module.train_step
 
     def step(state, batch):
         now = int(state.step)
@@ -74,7 +74,7 @@ def test_every_documented_run_message_is_what_the_code_prints(tmp_path, capfd, m
         """``seqclf <args>`` in this process (its training step wrapped by ``at_step``)."""
         with monkeypatch.context() as patch:
             if at_step:
-                patch.setattr(train_module, "train_step", wrapped_step(**at_step))
+                patch.setattr(step_module, "train_step", wrapped_step(**at_step))
             status = main([str(a) for a in args])
         collect()
         assert status == expect, lines[-3:]

@@ -17,13 +17,8 @@ import pytest
 from seqclf import ops
 from seqclf.data.batching import batches, pad_batch
 from seqclf.model import build_classifier
-from seqclf.train import (
-    TRAIN_KEYS,
-    TrainConfig,
-    create_train_state,
-    predict_probabilities,
-    train_step,
-)
+from seqclf.training import TrainConfig, create_train_state, predict_probabilities
+from seqclf.training.step import TRAIN_KEYS, train_step
 
 ACCURACY_TOLERANCE = 0.05
 CONFIG = TrainConfig(

@@ -17,7 +17,8 @@ from seqclf.model import build_classifier
 from seqclf.naive_bayes import bag_matrix, fit_nbsvm
 from seqclf.presets import CLASSIC
 from seqclf.recipe import DataProfile, SettingWarning
-from seqclf.train import TrainConfig, _warn_unpredicted_classes
+from seqclf.training import TrainConfig
+from seqclf.training.callbacks.progress import warn_unpredicted_classes
 
 TINY = {"embed_dim": 16, "hidden_size": 8, "conv_filters": (8,)}
 
@@ -228,7 +229,7 @@ def test_a_rare_class_is_learned_and_a_never_predicted_one_is_named(tmp_path, ca
     )
     recall = run.fit.history[-1]["val_recall"]
     assert len(recall) == 2 and recall[1] > 0.5  # the rare class, 10 validation examples
-    _warn_unpredicted_classes([0.98, 0.0])
+    warn_unpredicted_classes([0.98, 0.0])
     assert "recalls none of class(es) [1]" in capsys.readouterr().out
 
 

@@ -36,9 +36,9 @@ import numpy as np
 import pytest
 
 import seqclf
-from seqclf import train as train_module
 from seqclf.cli import main
 from seqclf.predict import CHUNK_TEXTS, EmptyTextWarning
+from seqclf.training import loop as loop_module
 
 REPO = Path(__file__).resolve().parents[1]
 N_ROWS = 300
@@ -52,11 +52,12 @@ TRAIN_OPTIONS = [
 ]  # fmt: skip
 
 # The child process for runs that must be slowed down (so a signal lands mid-epoch) or poisoned
-# (a NaN loss at a chosen step). It wraps seqclf.train.train_step and runs the seqclf command.
+# (a NaN loss at a chosen step). It wraps seqclf.training.step.train_step and runs the seqclf
+# command.
 CHILD = """
 import os, sys, time
 import jax, jax.numpy as jnp
-from seqclf import train
+from seqclf.training import step as train
 from seqclf.cli import main
 
 delay = float(os.environ.get("SEQCLF_TEST_STEP_DELAY", "0"))
@@ -346,7 +347,7 @@ def test_a_batch_larger_than_the_data_warns_and_trains_on_all_of_it(monkeypatch)
         seen["total_steps"] = total_steps
         raise Stop
 
-    monkeypatch.setattr(train_module, "create_train_state", create_train_state)
+    monkeypatch.setattr(loop_module, "create_train_state", create_train_state)
     ids = [np.array([2, 3, 4])] * 30
     labels = np.array([0, 1] * 15)
     # 200 > 30 rows (but not 10x more: that is clamped, tests/test_recipe.py)

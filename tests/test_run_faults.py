@@ -285,7 +285,7 @@ def test_resume_repairs_the_metrics_and_curves_and_says_a_finished_run_is_finish
 TWO_CTRL_C = """
 import os, signal, sys, threading, time
 from jax._src import compiler
-from seqclf import train
+from seqclf.training import step as train
 from seqclf.cli import main
 
 real_step, real_compile = train.train_step, compiler.backend_compile_and_load
@@ -368,7 +368,7 @@ def test_a_full_disk_during_a_save_gives_one_line_and_the_resume_command(
 def test_a_full_disk_while_writing_the_metrics_is_repaired_by_resume(
     data, tmp_path, capfd, monkeypatch
 ):
-    from seqclf import train as train_module
+    from seqclf.training.callbacks import metrics_log
 
     def full(history, output_dir):
         raise OSError(errno.ENOSPC, "No space left on device", "metrics.jsonl.tmp")
@@ -376,7 +376,7 @@ def test_a_full_disk_while_writing_the_metrics_is_repaired_by_resume(
     out = tmp_path / "run"
     args = train_args(data, out, "--epochs", "1")
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "_write_logs", full)
+        patch.setattr(metrics_log, "write_logs", full)
         assert main(args) == 2
     err = one_error_line(capfd.readouterr().err)
     assert err == (
@@ -412,7 +412,7 @@ def test_a_healthy_run_is_not_stopped_by_the_explosion_rule(finished):
 # Training slowed down (so that readers meet it mid-run), as the `seqclf` command.
 SLOW_STEPS = """
 import sys, time
-from seqclf import train
+from seqclf.training import step as train
 from seqclf.cli import main
 
 real_step = train.train_step

@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 import seqclf
-from seqclf import train as train_module
+from seqclf import training
+from seqclf.data.batching import pad_batch
 from seqclf.metrics import confusion_matrix, macro_f1
+from seqclf.training import evaluation
+from seqclf.training import step as step_module
 
 SMALL_MODEL = dict(embed_dim=32, conv_filters=(), hidden_size=32, reduce="max", embed_dropout=0.1)
 SMALL_TRAINING = dict(
@@ -119,7 +122,7 @@ def test_a_second_run_in_the_same_directory_needs_resume(trained, imdb_slices):
 
 def _interrupt_after(monkeypatch, calls: int) -> None:
     """Send SIGINT to this process during the ``calls``-th training step."""
-    real_step = train_module.train_step
+    real_step = step_module.train_step
     count = {"n": 0}
 
     def step(state, batch):
@@ -128,7 +131,7 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
             os.kill(os.getpid(), signal.SIGINT)
         return real_step(state, batch)
 
-    monkeypatch.setattr(train_module, "train_step", step)
+    monkeypatch.setattr(step_module, "train_step", step)
 
 
 def _params(out: Path):
@@ -206,7 +209,7 @@ def test_a_model_with_two_heads_trains_each_on_its_own_loss():
         "labels": rng.integers(0, 2, size=8).astype(np.int32),
         "weights": np.ones(8, np.float32),
     }
-    state = train_module.create_train_state(model, seqclf.TrainConfig(batch_size=8), 10, batch)
+    state = training.create_train_state(model, seqclf.TrainConfig(batch_size=8), 10, batch)
     _, sown = model.apply(
         {"params": state.params}, batch["tokens"], batch["lengths"], mutable=["head_logits"]
     )
@@ -214,7 +217,7 @@ def test_a_model_with_two_heads_trains_each_on_its_own_loss():
         float(optax.softmax_cross_entropy_with_integer_labels(h[0], batch["labels"]).mean())
         for h in sown["head_logits"].values()
     )
-    _, metrics = train_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
+    _, metrics = step_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
     np.testing.assert_allclose(float(metrics[0]), expected, rtol=1e-5)
 
 
@@ -228,28 +231,26 @@ def test_the_ngram_head_can_have_its_own_learning_rate():
         "labels": np.array([0, 1], np.int32),
         "weights": np.ones(2, np.float32),
     }
-    params = train_module.create_train_state(
-        model, seqclf.TrainConfig(batch_size=2), 10, batch
-    ).params
+    params = training.create_train_state(model, seqclf.TrainConfig(batch_size=2), 10, batch).params
     grads = jax.tree_util.tree_map(lambda p: np.ones_like(p) * 0.1, params)
 
     def first_updates(**options):
         config = seqclf.TrainConfig(warmup_fraction=0.0, clip_norm=0.0, **options)
-        tx = train_module.make_optimizer(config, total_steps=10)
+        tx = training.make_optimizer(config, total_steps=10, heads=model.head_spec)
         updates, _ = tx.update(grads, tx.init(params), params)
         return updates
 
     same = first_updates(learning_rate=1e-3, ngram_learning_rate=0.0)
     split = first_updates(learning_rate=1e-3, ngram_learning_rate=5e-2)
     for name in params:
-        factor = 50.0 if name in seqclf.model.NGRAM_PARAMS else 1.0
+        factor = 50.0 if name in model.head_spec.ngram_params else 1.0
         for a, b in zip(
             jax.tree_util.tree_leaves(split[name]),
             jax.tree_util.tree_leaves(same[name]),
             strict=True,
         ):
             np.testing.assert_allclose(np.asarray(a), factor * np.asarray(b), rtol=1e-5)
-    assert set(seqclf.model.NGRAM_PARAMS) <= set(params)
+    assert set(model.head_spec.ngram_params) <= set(params)
     with pytest.raises(ValueError, match="ngram_learning_rate must be >= 0"):
         seqclf.TrainConfig(ngram_learning_rate=-1.0)
 
@@ -280,7 +281,7 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
         log_every=1,
     )
     store = seqclf.checkpoint.CheckpointStore(tmp_path)
-    result = train_module.fit(
+    result = training.fit(
         model,
         (tokens[:64], labels[:64]),
         (tokens[64:], labels[64:]),
@@ -292,8 +293,8 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
     state = result.state
     # What fit stored is the fit on the validation split's per-head log-probabilities...
     per_head = np.moveaxis(
-        train_module.predict_probabilities(
-            state, tokens[64:], config, step=train_module.head_log_probs_step
+        training.predict_probabilities(
+            state, tokens[64:], config, step=step_module.head_log_probs_step
         ),
         1,
         0,
@@ -303,15 +304,13 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
     assert not np.allclose(fitted, 1.0)
     assert result.history[-1]["head_weights"] == [round(float(w), 4) for w in fitted]
     # ...the validation metrics are those of the weighted prediction...
-    val = train_module.evaluate(state, tokens[64:], labels[64:], config, progress=False)
+    val = training.evaluate(state, tokens[64:], labels[64:], config, progress=False)
     assert val["accuracy"] == pytest.approx(result.history[-1]["val_accuracy"], abs=1e-6)
     # (the history keeps 6 decimals)
     assert val["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-4, abs=1e-6)
     # ...and a train step leaves them as they are, weight decay or not.
-    batch, _ = train_module.pad_batch(
-        next(train_module._batches(tokens[:16], labels[:16], config)), 16
-    )
-    after, _ = train_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
+    batch, _ = pad_batch(next(evaluation.config_batches(tokens[:16], labels[:16], config)), 16)
+    after, _ = step_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
     np.testing.assert_array_equal(np.asarray(after.params["head_weights"]), fitted)
     # The checkpoint carries them.
     saved = store.restore_params(store.latest_step())

@@ -1,0 +1,136 @@
+"""How to train: ``TrainConfig`` (saved with every checkpoint)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from seqclf.data.batching import bucket_boundaries
+
+CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train (saved with every checkpoint).
+
+    The four fields that depend most on the data default to None, "from the data": ``fit`` and
+    ``train_text_classifier`` resolve them from the training split by the rules of
+    ``seqclf.recipe`` (and print what they chose); the resolved values are what is saved.
+
+    Attributes:
+      epochs: the most passes over the training data (early stopping and ``time_budget`` may end
+        training sooner); None: from the data.
+      batch_size: examples per step; None: from the data.
+      learning_rate: peak learning rate of the warm-up + cosine-decay schedule.
+      ngram_learning_rate: peak learning rate of the n-gram heads' parameters (NBSVM and
+        fastText, the model's ``NGRAM_PARAMS``), on the same schedule; 0 uses
+        ``learning_rate``. A bag of hashed n-grams sees each bucket in few batches and learns
+        best with a larger rate than the recurrent part (fastText itself trains at 0.05-0.5).
+      warmup_fraction: share of all steps spent warming up linearly from 0.
+      end_lr_fraction: the learning rate at the last step, as a share of the peak.
+      weight_decay: AdamW's decoupled weight decay (0 is Adam).
+      clip_norm: clip gradients to this global norm (0 for none).
+      lazy_embedding: update only the embedding rows of the words in each batch (lazy Adam,
+        ``seqclf.lazy_embedding``): far less work per step with a large vocabulary; the rows of
+        absent words keep their moments instead of decaying them.
+      patience: stop after this many epochs without a better validation accuracy (0: never).
+      time_budget: seconds of training after which the run stops at the end of the current step,
+        validates and saves as after any epoch (0: no limit); an epoch that would not end
+        within the budget is not started.
+      class_weighting: how much each class weighs in the loss: "sqrt" (rare classes weigh
+        more, by the square root of their rarity), "balanced" (each class as much) or "none"
+        (``seqclf.recipe.class_weights``).
+      max_len: longer texts are truncated to this many tokens; None: from the data.
+      truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
+      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding); None: from
+        the data (``seqclf.recipe``).
+      max_words: vocabulary size, padding and out-of-vocabulary ids included; None: every
+        word of the training split up to ``seqclf.recipe.MAX_VOCABULARY``.
+      seed: seeds initialisation, shuffling and dropout.
+      save_every: also checkpoint every this many steps within an epoch (0: only per epoch).
+      log_every: steps between progress-bar updates (each one waits for the device).
+    """
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float = 2e-3
+    ngram_learning_rate: float = 1e-2
+    warmup_fraction: float = 0.05
+    end_lr_fraction: float = 0.05
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    lazy_embedding: bool = False
+    patience: int = 2
+    time_budget: float = 3600.0
+    class_weighting: str = "sqrt"
+    max_len: int | None = None
+    truncating: str = "pre"
+    num_buckets: int | None = None
+    max_words: int | None = None
+    seed: int = 0
+    save_every: int = 0
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in dataclasses.fields(self):  # NaN passes every comparison below: reject it first
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{f.name} must be a finite number, got {value}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+        for name in ("epochs", "batch_size", "max_len", "num_buckets", "log_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be >= 1, got {value}")
+        if self.max_words is not None and self.max_words < 3:
+            problems.append(f"max_words must be >= 3, got {self.max_words}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            problems.append(
+                f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}"
+            )
+        if not self.time_budget >= 0:
+            problems.append(f"time_budget must be >= 0 seconds, got {self.time_budget}")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.truncating not in ("pre", "post"):
+            problems.append(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        for name in (
+            "patience",
+            "save_every",
+            "clip_norm",
+            "weight_decay",
+            "ngram_learning_rate",
+            "end_lr_fraction",
+        ):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    @property
+    def resolved(self) -> bool:
+        """True when no field is left to the data (see ``seqclf.recipe``)."""
+        fields = (self.epochs, self.batch_size, self.max_len, self.max_words, self.num_buckets)
+        return None not in fields
+
+    @property
+    def buckets(self) -> list[int]:
+        if self.max_len is None or self.num_buckets is None:
+            raise ValueError(
+                "max_len or num_buckets is None (from the data): resolve the config first "
+                "(seqclf.recipe.resolve_train_config), or give them"
+            )
+        return bucket_boundaries(self.max_len, self.num_buckets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
