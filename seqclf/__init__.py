@@ -7,9 +7,9 @@ use it (``load`` → ``Predictor``). The pure functions live in ``seqclf.ops``; 
 ``seqclf.presets``; the settings resolved from the data in ``seqclf.recipe``; ``seqclf.exported``
 runs an exported model with jax and numpy alone; ``seqclf.serve`` (the ``serve`` extra: FastAPI,
 uvicorn) serves a predictor over HTTP, left out of the names below so that
-``from seqclf import *`` never needs the extra. The training loop's pieces (``create_train_state``,
-``train_step``, the callbacks, ...) are in ``seqclf.training``, platform tricks (``keep_freed_memory``) in
-``seqclf.cpu_allocator``.
+``from seqclf import *`` never needs the extra. The training loop's pieces
+(``create_train_state``, ``train_step``, the callbacks, ...) are in ``seqclf.training``, platform
+tricks (``keep_freed_memory``) in ``seqclf.cpu_allocator``.
 
 Every public name is imported on first use (PEP 562 module ``__getattr__``), so that
 ``import seqclf.exported`` or ``import seqclf.data`` does not pull in Flax and the model code;

@@ -31,7 +31,7 @@ from seqclf.commands.common import (  # noqa: F401
     interrupted_message,
     resume_command,
 )
-from seqclf.train import TrainingDiverged
+from seqclf.training import TrainingDiverged
 
 COMMANDS = (train, evaluate, predict, serve, export, explain)
 cmd_train = train.run

@@ -28,7 +28,7 @@ from typing import Any
 
 from seqclf.data.preprocessing import TRAIN_FIELDS, TextConfig
 from seqclf.model import ClassifierConfig
-from seqclf.train import CLASS_WEIGHTINGS, TrainConfig
+from seqclf.training import TrainConfig
 
 # Fields the data sets (the vocabulary's size, the classes): never a flag.
 NOT_OPTIONS = {"vocab_size", "num_classes"}
@@ -36,7 +36,6 @@ NOT_OPTIONS = {"vocab_size", "num_classes"}
 FROM_DATA = {"pool_size", "nb_buckets"}
 # Choices of fields whose class cannot carry them in its fields' metadata yet (TrainConfig
 # lives in seqclf.train); the same tuples its __post_init__ validates against.
-CHOICES = {(TrainConfig, "class_weighting"): CLASS_WEIGHTINGS}
 # Command options that live in an options group without being a config field.
 RUN_OPTIONS = {"resume", "no_progress"}
 # The TrainConfig fields that are TextConfig's flags (--vocab-size, --max-len, ...).
@@ -133,7 +132,7 @@ def add_config_options(
         shown = "from the data" if default is None else "%(default)s"
         if isinstance(default, tuple):
             shown = ",".join(map(str, default))
-        choices = f.metadata.get("choices") or CHOICES.get((cls, f.name))
+        choices = f.metadata.get("choices")
         group.add_argument(
             *names,
             dest=f.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from seqclf.recipe import (
     resolve_train_config,
 )
 from seqclf.run_lock import run_lock
-from seqclf.training import FitResult, TrainConfig, fit
+from seqclf.training import Callback, FitResult, TrainConfig, fit
 
 
 @dataclasses.dataclass
@@ -219,6 +220,7 @@ def train_text_classifier(
     progress: bool = True,
     resume_hint: str | None = None,
     exit_message: str | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainingRun:
     """Train a text classifier and checkpoint it in ``output_dir``.
 
@@ -241,6 +243,7 @@ def train_text_classifier(
       progress: show progress bars.
       resume_hint: the command line that resumes this run (printed on interruption).
       exit_message: printed when a second SIGINT/SIGTERM ends the process at once (see ``fit``).
+      callbacks: your own ``seqclf.Callback``s, called after seqclf's own at every hook.
 
     Returns:
       A ``TrainingRun``.
@@ -331,6 +334,7 @@ def train_text_classifier(
         progress=progress,
         resume_hint=resume_hint,
         exit_message=exit_message,
+        callbacks=callbacks,
     )
     store.close()
     return TrainingRun(

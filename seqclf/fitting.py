@@ -29,8 +29,8 @@ from seqclf.data.sources import TextDataset, sort_class_names
 from seqclf.experiment import encode_splits, split_for_validation, text_settings
 from seqclf.model import ClassifierConfig, SequenceClassifier, build_classifier
 from seqclf.predict import Predictor
-from seqclf.train import TrainConfig
-from seqclf.train import fit as train_loop
+from seqclf.training import Callback, TrainConfig
+from seqclf.training import fit as train_loop
 
 Data = TextDataset | tuple[Sequence[str], Sequence[Any]]
 
@@ -97,6 +97,7 @@ def fit(
     output_dir: str | Path | None = None,
     progress: bool = True,
     batch_size: int = 64,
+    callbacks: Sequence[Callback] = (),
 ) -> Classifier:
     """Train ``model`` on labelled texts; returns a ``Classifier`` ready to predict.
 
@@ -117,6 +118,8 @@ def fit(
         ``seqclf train`` does (None: nothing is written).
       progress: show progress bars.
       batch_size: the returned classifier's texts per forward pass.
+      callbacks: your own ``seqclf.Callback``s (``seqclf.training.callbacks``), called after
+        seqclf's own at every hook (Keras' ``fit(callbacks=...)``).
 
     Returns:
       A ``Classifier`` holding the parameters of the last epoch.
@@ -160,6 +163,7 @@ def fit(
             meta=meta,
             output_dir=output_dir,
             progress=progress,
+            callbacks=callbacks,
         )
     finally:
         if store is not None:

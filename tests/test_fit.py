@@ -38,11 +38,25 @@ class MeanBag(nn.Module):
         return nn.Dense(self.num_classes)(x.sum(1) / jnp.maximum(lengths, 1)[:, None])
 
 
+class EpochRecords(seqclf.Callback):
+    """A user's own callback: keeps every epoch's record."""
+
+    def __init__(self):
+        self.records = []
+
+    def on_epoch_end(self, run, record):
+        self.records.append(record)
+
+
 def test_fit_a_built_classifier_on_raw_texts_then_save_and_load(tmp_path):
     model = seqclf.build_classifier(vocab_size=60, **TINY)
-    clf = seqclf.fit(model, raw(48, 0), raw(16, 1), config=ONE_EPOCH, progress=False)
+    mine = EpochRecords()
+    clf = seqclf.fit(
+        model, raw(48, 0), raw(16, 1), config=ONE_EPOCH, progress=False, callbacks=[mine]
+    )
     assert isinstance(clf, seqclf.Predictor) and clf.classes == ["neg", "pos"]
     assert len(clf.history) == 1 and clf.stopped_by == "completed"
+    assert mine.records == clf.history  # the user's callback saw the epoch fit recorded
     assert len(clf.vocabulary) <= 60 and clf.config.vocab_size == len(clf.vocabulary)
     texts = ["a great film", "an awful plot"]
     probs = clf.predict_proba(texts)
@@ -110,3 +124,10 @@ def test_the_data_readers_older_names_still_work_and_say_the_new_one(tmp_path):
     with pytest.warns(DeprecationWarning, match="read_dataset"):
         assert seqclf.data.load_any(str(path)) == old
     assert "load_table" not in seqclf.__all__
+
+
+def test_a_saved_train_config_with_an_unknown_key_is_refused_naming_it():
+    saved = {**seqclf.TrainConfig(epochs=2).to_dict(), "epoks": 3}
+    with pytest.raises(ValueError, match="unknown TrainConfig key.*'epoks'"):
+        seqclf.TrainConfig.from_dict(saved)
+    assert seqclf.TrainConfig.from_dict(seqclf.TrainConfig(epochs=2).to_dict()).epochs == 2

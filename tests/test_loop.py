@@ -70,7 +70,7 @@ def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one_and_callbacks_see_ea
     ]  # fmt: skip
     assert full.stopped_by == "completed" and len(full.history) == 2
 
-    store = seqclf.CheckpointStore(tmp_path / "cut")
+    store = seqclf.checkpoint.CheckpointStore(tmp_path / "cut")
     stopper = Recorder(stop_at=7)  # in epoch 2, after its checkpoint at batch 2 (step 7)
     cut = fit(MODEL, train, valid, CONFIG, store=store, meta={}, callbacks=[stopper])
     assert cut.stopped_by == "by test" and int(cut.state.step) == 7

@@ -28,7 +28,7 @@ from seqclf.commands.common import (
 from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.presets import PRESETS
-from seqclf.train import FINISHED, TrainConfig
+from seqclf.training import FINISHED, TrainConfig
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     join_cluster(args)  # before anything touches JAX devices
     from seqclf.distributed import is_primary
-    from seqclf.train import exit_at_once, watch_signals
+    from seqclf.training.callbacks.signals import exit_at_once, watch_signals
 
     message = interrupted_message("train", argv)
     # Outside the training loop nothing is being written that a stop could spoil: a signal ends

@@ -6,6 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
+from seqclf.config_dict import config_from_dict
 from seqclf.data.batching import bucket_boundaries
 
 CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
@@ -64,7 +65,9 @@ class TrainConfig:
     lazy_embedding: bool = False
     patience: int = 2
     time_budget: float = 3600.0
-    class_weighting: str = "sqrt"
+    class_weighting: str = dataclasses.field(
+        default="sqrt", metadata={"choices": CLASS_WEIGHTINGS}
+    )
     max_len: int | None = None
     truncating: str = "pre"
     num_buckets: int | None = None
@@ -132,5 +135,6 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """The config ``to_dict`` saved; an unknown key is an error naming it
+        (``seqclf.config_dict``: the rule every configuration follows)."""
+        return config_from_dict(cls, d)

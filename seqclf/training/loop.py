@@ -54,7 +54,7 @@ Data = tuple[Sequence[np.ndarray], np.ndarray]  # (token_ids: (T_i,) int arrays,
 class FitResult:
     """What ``fit`` leaves: the final state, the per-epoch history and how it ended."""
 
-    state: TrainState
+    state: TrainState = dataclasses.field(repr=False)  # printing a run shows no arrays
     history: list[dict[str, Any]]
     stopped_by: str  # "completed", "early_stopping", "time_budget", "already_finished" or a signal
     best_step: int | None
