@@ -18,6 +18,10 @@ orbax 0.12.8 verifies no array data: its zarr2 chunks are zstd frames without co
 checkpoint's metadata therefore holds a CRC-32 of every array (``checksums``), checked whenever
 arrays are restored.
 
+The module runs past ~400 lines on purpose: saving, listing, restoring and the damage and
+disk-full diagnoses are one concern (what a checkpoint on disk is and what can go wrong with
+it), and a newcomer looking for "the checkpoint code" finds all of it here.
+
 A reader (prediction, evaluation) may open a run while it trains: the step it picked can be
 superseded and removed while it reads it. That raises ``CheckpointSuperseded`` (never "damaged"),
 which ``seqclf.load`` answers by listing the steps again.
