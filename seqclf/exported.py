@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from seqclf.data.batching import batches, pad_batch
+from seqclf.data.empty_texts import EmptyTexts
 from seqclf.data.text import Vocabulary
 
 FORMAT = "seqclf.exported"  # the same strings as seqclf.export, which imports the model code
@@ -69,6 +70,8 @@ class ExportedModel:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         ids = self.vocabulary.encode_batch(list(texts))
+        empty = EmptyTexts()  # said as Predictor says it: the same texts, the same warning
+        empty.see(ids, 0)
         out = np.zeros((len(ids), len(self.classes)), np.float32)
         stream = batches(
             ids,
@@ -84,6 +87,7 @@ class ExportedModel:
             tokens = padded["tokens"]
             probs = self._functions[tokens.shape[1]](self._params, tokens, padded["lengths"])
             out[batch["index"]] = np.asarray(probs)[:n_real]
+        empty.warn(len(ids))
         return out
 
     def predict(self, texts: str | Iterable[str], batch_size: int | None = None) -> list[str]:

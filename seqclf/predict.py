@@ -9,7 +9,6 @@ results as one thread would (tested).
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -21,6 +20,8 @@ import numpy as np
 
 from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.data.batching import batches, pad_batch
+from seqclf.data.empty_texts import EmptyTexts
+from seqclf.data.empty_texts import EmptyTextWarning as EmptyTextWarning
 from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import TextDataset
 from seqclf.data.text import Vocabulary
@@ -31,19 +32,6 @@ if TYPE_CHECKING:
     from seqclf.explain import Explanation
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
-_SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
-
-
-class EmptyTextWarning(UserWarning):
-    """Some texts had no words at all (empty, whitespace or punctuation only).
-
-    Attributes:
-      positions: where the first of them are in the input, counted from 0 (``texts[i]``).
-    """
-
-    def __init__(self, message: str = "", positions: Iterable[int] = ()):
-        super().__init__(message)
-        self.positions = list(positions)
 
 
 class Predictor:
@@ -195,16 +183,11 @@ class Predictor:
             raise ValueError(f"head must be one of {self.heads}, got {head!r}")
         single = head is None or len(self.heads) == 1
         texts = iter(texts)
-        empty: list[int] = []
-        n_empty = 0
+        empty = EmptyTexts()
         offset = 0
         while chunk := list(islice(texts, CHUNK_TEXTS)):
             ids = _encode(self.vocabulary, chunk, offset)
-            for i, x in enumerate(ids):
-                if len(x) == 0:
-                    n_empty += 1
-                    if len(empty) < _SHOWN_POSITIONS:
-                        empty.append(offset + i)
+            empty.see(ids, offset)
             offset += len(chunk)
             stream = batches(
                 ids,
@@ -222,14 +205,7 @@ class Predictor:
                 else:
                     probs = self._head_forward(self._params, tokens, lengths, head)
                 yield np.asarray(probs)[:n_real]
-        if n_empty:
-            more = ", ..." if n_empty > len(empty) else ""
-            message = (
-                f"{n_empty} of {offset} texts have no words (empty, whitespace or punctuation "
-                f"only), at position(s) {', '.join(map(str, empty))}{more}; they were still "
-                "classified, as the model classifies an empty text"
-            )
-            warnings.warn(EmptyTextWarning(message, empty), stacklevel=2)
+        empty.warn(offset)
 
     def predict_proba(
         self, texts: str | Iterable[str], batch_size: int | None = None, head: str | None = None

@@ -98,3 +98,18 @@ def test_loading_something_else_is_a_clear_error(tmp_path, capsys):
         seqclf.exported.load(tmp_path)
     assert main(["export", str(tmp_path / "no-run"), str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith("seqclf export: error:")
+
+
+def test_the_exported_model_warns_of_empty_texts_as_the_predictor_does(exported):
+    run, out = exported
+    from seqclf import exported as exported_module
+
+    model = exported_module.load(out)
+    with pytest.warns(seqclf.EmptyTextWarning) as from_export:
+        model.predict_proba(TEXTS)
+    with pytest.warns(seqclf.EmptyTextWarning) as from_predictor:
+        seqclf.load(run).predict_proba(TEXTS)
+    (a,), (b,) = from_export.list, from_predictor.list
+    assert a.message.positions == b.message.positions == [0, 1]  # "" and "!!!"
+    assert str(a.message) == str(b.message)
+    assert a.filename == __file__  # points at the caller, not at seqclf
