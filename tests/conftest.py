@@ -1,8 +1,68 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and one JAX compilation cache for the whole test session.
 
+Most of the suite's time is XLA compiling the same few tiny models again: in every ``seqclf``
+subprocess, in every new ``Predictor`` (its functions are jitted per instance) and in every
+pytest-xdist worker. A persistent compilation cache shared by all of them (an empty folder made
+for this session, so a run's time never depends on an earlier run) compiles each program once.
+A cached executable is the program a fresh compile gives (``tests/test_reliability.py`` relies
+on that for bitwise equality too); the one test that needs a real compilation, the Ctrl-C
+during XLA's compile in ``tests/test_run_faults.py``, removes ``JAX_COMPILATION_CACHE_*`` from
+its subprocess's environment. A cache dir already set in the environment is used as it is.
+"""
+
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Set before anything imports jax (which reads these once, at import). pytest-xdist's workers
+# and every subprocess a test starts inherit the environment, hence the same cache.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE = tempfile.mkdtemp(prefix="seqclf-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    # Cache every program, however quick to compile: the tiny test models compile in well under
+    # JAX's default threshold of 1 s each, and there are hundreds of them.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+# The longest files first (their total time in a full run with -n 2, 2026-12-02, on 2 shared
+# cores: 490 s down to 100 s): pytest-xdist hands files out in this order (pyproject.toml:
+# --dist loadfile --no-loadscope-reorder), so that no long file starts last while the other
+# worker has nothing left to do. The rest keep their usual order.
+LONGEST_FIRST = [
+    "test_docs_snippets.py",
+    "test_train.py",
+    "test_recipe.py",
+    "test_accuracy_suite_smoke.py",
+    "test_reliability.py",
+    "test_run_faults.py",
+    "test_model.py",
+    "test_distributed.py",
+    "test_serve_load_smoke.py",
+    "test_serve.py",
+    "test_train_speed_smoke.py",
+    "test_ops.py",
+    "test_docs_build.py",
+    "test_lazy_embedding.py",
+    "test_fused.py",
+    "test_properties.py",
+    "test_benchmarks_smoke.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Only the process that made the folder removes it (with xdist: the controller, last).
+    if _OWN_CACHE is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
