@@ -6,7 +6,8 @@ share predictor calls. Every (batch, length-bucket) shape is compiled in the app
 which uvicorn runs before it accepts connections, so no request pays for compilation. The
 request body is read and checked here (size, time, UTF-8, JSON, types, limits) rather than by
 FastAPI's body parameters, which would read a body of any size before any check could run.
-``docs/serving.md`` lists every status the API answers.
+``docs/serving.md`` lists every status the API answers. The module runs past ~400 lines because
+those request checks, each with its status and message, sit next to the routes they guard.
 """
 
 from __future__ import annotations
