@@ -244,8 +244,9 @@ def apply_overrides(
 ) -> tuple[dict, dict, str]:
     """``["ngram_learning_rate=0.01", ...]`` -> updated copies and a suffix for the preset name.
 
-    A key goes to the model options if ``ClassifierConfig`` has it, else to ``TrainConfig``; the
-    value is read as a Python literal (``4``, ``0.01``, ``'word'``, ``(64, 64)``).
+    A key goes to the model options if ``ClassifierConfig`` has it, else to the training
+    settings (``TrainConfig`` or ``TextConfig`` fields, see ``split_settings``); the value is
+    read as a Python literal (``4``, ``0.01``, ``'word'``, ``(64, 64)``).
     """
     import ast
     import dataclasses
@@ -255,6 +256,7 @@ def apply_overrides(
     model, training = dict(model), dict(training)
     model_keys = {f.name for f in dataclasses.fields(seqclf.ClassifierConfig)}
     train_keys = {f.name for f in dataclasses.fields(seqclf.TrainConfig)}
+    train_keys |= {f.name for f in dataclasses.fields(seqclf.TextConfig)} | {"max_words"}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or key not in model_keys | train_keys:
@@ -265,6 +267,19 @@ def apply_overrides(
             value = text
         (model if key in model_keys else training)[key] = value
     return model, training, "".join(f"+{item}" for item in overrides)
+
+
+def split_settings(training: dict) -> tuple:
+    """A preset's training settings as ``(TextConfig, TrainConfig)``: the presets name the text
+    settings as ``TrainConfig`` held them before ``TextConfig`` (``max_words`` for
+    ``vocab_size``); ``vocab_size`` itself is accepted too."""
+    import seqclf
+    from seqclf.data.preprocessing import TRAIN_FIELDS
+
+    training = dict(training)
+    text = {k: training.pop(old) for k, old in TRAIN_FIELDS.items() if old in training}
+    text.update({k: training.pop(k) for k in ("tokenizer", "vocab_size") if k in training})
+    return seqclf.TextConfig(**text), seqclf.TrainConfig(**training)
 
 
 def run_preset(
@@ -278,12 +293,14 @@ def run_preset(
     model, training, suffix = apply_overrides(model, training, overrides)
     started = time.perf_counter()
     kept = nullcontext(str(keep / (name + suffix))) if keep else None
+    text_config, train_config = split_settings(training)
     with kept or tempfile.TemporaryDirectory() as out:
         run = seqclf.train_text_classifier(
             train,
             out,
             model_options=model,
-            train_config=seqclf.TrainConfig(**training),
+            text_config=text_config,
+            train_config=train_config,
             progress=False,
         )
         train_seconds = time.perf_counter() - started

@@ -474,11 +474,13 @@ def train_quick(args, out: Path) -> Path:
     model, training, _ = imdb_accuracy.apply_overrides({}, {"epochs": 1}, args.set)
     train = seqclf.read_tfds(split=f"train[:{args.quick_train_size}]", data_dir=args.data_dir)
     print(f"Training a quick run on {len(train)} reviews into {run}", flush=True)
+    text_config, train_config = imdb_accuracy.split_settings(training)
     seqclf.train_text_classifier(
         train,
         run,
         model_options=model,
-        train_config=seqclf.TrainConfig(**training),
+        text_config=text_config,
+        train_config=train_config,
         progress=False,
     )
     return run

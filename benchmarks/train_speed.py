@@ -173,6 +173,7 @@ def run_seqclf(
 
     import seqclf
     from seqclf.data.batching import batches, num_batches
+    from seqclf.data.preprocessing import TextConfig
     from seqclf.training import TrainConfig, create_train_state, evaluate, train_epoch
 
     model = seqclf.build_classifier(
@@ -186,17 +187,9 @@ def run_seqclf(
         hidden_size=cfg.hidden,
         dtype=dtype,
     )
-    options = {"num_buckets": 1 if fixed else 4}  # 4: seqclf's default before it was data-driven
-    if lazy:
-        options["lazy_embedding"] = True
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=cfg.batch,
-        max_len=cfg.max_len,
-        max_words=VOCAB,
-        seed=SEED,
-        **options,
-    )
+    # 4 buckets: seqclf's default before it was data-driven.
+    text = TextConfig(vocab_size=VOCAB, max_len=cfg.max_len, num_buckets=1 if fixed else 4)
+    config = TrainConfig(epochs=epochs, batch_size=cfg.batch, seed=SEED, lazy_embedding=lazy)
 
     def ids(split: str) -> list[np.ndarray]:
         return [
@@ -205,21 +198,21 @@ def run_seqclf(
 
     train_ids, test_ids = ids("train"), ids("test")
     labels = data["train_labels"]
-    example = next(batches(train_ids[:2], None, 2, max_len=config.max_len, buckets=config.buckets))
+    example = next(batches(train_ids[:2], None, 2, max_len=text.max_len, buckets=text.buckets))
     steps = epochs * num_batches(len(train_ids), config.batch_size)
     state = create_train_state(model, config, steps, example)
     seconds = []
     for epoch in range(epochs):
         start = time.perf_counter()
-        state, _, _ = train_epoch(state, train_ids, labels, config, epoch, progress=False)
+        state, _, _ = train_epoch(state, train_ids, labels, config, text, epoch, progress=False)
         jax.block_until_ready(state.params)
         seconds.append(time.perf_counter() - start)
-    metrics = evaluate(state, test_ids, data["test_labels"], config, progress=False)
+    metrics = evaluate(state, test_ids, data["test_labels"], config, text, progress=False)
     return {
         "device": jax.devices()[0].device_kind,
         "seconds": seconds,
         "test_acc": metrics["accuracy"],
-        "note": f"num_buckets={config.num_buckets}, padded lengths {config.buckets}",
+        "note": f"num_buckets={text.num_buckets}, padded lengths {text.buckets}",
     }
 
 

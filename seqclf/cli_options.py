@@ -1,8 +1,7 @@
 """Command-line options generated from the configuration dataclasses, so they cannot drift.
 
 Each field of ``ClassifierConfig`` (but ``vocab_size`` and ``num_classes``, which the data
-decides), of ``TextConfig`` and of ``TrainConfig`` (but the text settings it still holds for the
-training loop: those are ``TextConfig``'s flags) is one flag: ``--hidden-size`` for
+decides), of ``TextConfig`` and of ``TrainConfig`` is one flag: ``--hidden-size`` for
 ``hidden_size``, its type from the annotation (``int | None`` is an int; ``tuple[int, ...]`` is
 comma-separated integers), its help from the class docstring's ``Attributes:`` entry, its
 choices from the field's ``metadata["choices"]`` (the same tuple ``__post_init__`` validates
@@ -26,7 +25,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from seqclf.data.preprocessing import TRAIN_FIELDS, TextConfig
+from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
 from seqclf.training import TrainConfig
 
@@ -38,8 +37,6 @@ FROM_DATA = {"pool_size", "nb_buckets"}
 # lives in seqclf.train); the same tuples its __post_init__ validates against.
 # Command options that live in an options group without being a config field.
 RUN_OPTIONS = {"resume", "no_progress"}
-# The TrainConfig fields that are TextConfig's flags (--vocab-size, --max-len, ...).
-TEXT_IN_TRAIN = set(TRAIN_FIELDS.values())
 # Older names of flags, still accepted.
 ALIASES = {(TextConfig, "vocab_size"): ["--max-words"]}
 GROUPS = ("model", "text", "training")
@@ -157,7 +154,7 @@ def add_text_options(parser: argparse.ArgumentParser, defaults: TextConfig) -> N
 def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     """--epochs, --batch-size, ...: every ``TrainConfig`` field but its text settings (those are
     ``add_text_options``'); and --resume, --no-progress."""
-    group = add_config_options(parser, TrainConfig, "training", defaults, exclude=TEXT_IN_TRAIN)
+    group = add_config_options(parser, TrainConfig, "training", defaults)
     group.add_argument(
         "--resume",
         action="store_true",
@@ -214,9 +211,8 @@ def text_config_from(args: argparse.Namespace) -> TextConfig:
 
 
 def train_config_from(args: argparse.Namespace) -> TrainConfig:
-    """A ``TrainConfig`` of the training options given (the rest at their defaults; its text
-    settings are ``text_config_from``'s)."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - TEXT_IN_TRAIN
+    """A ``TrainConfig`` of the training options given (the rest at their defaults)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 

@@ -19,8 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqclf.checkpoint import CheckpointError, CheckpointStore
-from seqclf.config_dict import config_from_dict
-from seqclf.data.preprocessing import TRAIN_FIELDS, TextConfig
+from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import TextDataset, train_validation_split
 from seqclf.data.text import Vocabulary
 from seqclf.distributed import is_primary
@@ -30,6 +29,7 @@ from seqclf.recipe import (
     DataProfile,
     describe,
     resolve_model_config,
+    resolve_text_config,
     resolve_train_config,
 )
 from seqclf.run_lock import run_lock
@@ -69,8 +69,7 @@ class EncodedSplits:
       classes: label names.
       train, valid: ``(token_ids, labels)``: lists of (T_i,) int32 arrays and (N,) ints.
       text: the resolved ``TextConfig``.
-      train_config: the resolved ``TrainConfig`` (holding the same text settings; the training
-        loop reads them there).
+      train_config: the resolved ``TrainConfig``.
       chosen: the settings resolved from the data, by name, for the log.
       profile: the training split's ``seqclf.recipe.DataProfile``.
       encode_seconds: time spent encoding.
@@ -85,32 +84,6 @@ class EncodedSplits:
     chosen: dict[str, Any]
     profile: DataProfile
     encode_seconds: float
-
-
-def text_settings(text: TextConfig | None, train_config: TrainConfig) -> TextConfig:
-    """The one ``TextConfig`` of a run: ``text`` if given, else the one ``train_config`` holds.
-
-    Raises:
-      ValueError: both give a text setting, and they differ (naming it).
-    """
-    held = TextConfig.from_train_config(train_config.to_dict())
-    if text is None:
-        return held
-    default = TextConfig()
-    for name, old in TRAIN_FIELDS.items():
-        mine, theirs = getattr(text, name), getattr(held, name)
-        if theirs != getattr(default, name) and mine != theirs:
-            raise ValueError(
-                f"{name} is given both as TextConfig.{name}={mine!r} and "
-                f"TrainConfig.{old}={theirs!r}; give it once, in the TextConfig"
-            )
-    return text
-
-
-def with_text_settings(train_config: TrainConfig, text: TextConfig) -> TrainConfig:
-    """``train_config`` holding ``text``'s settings (the training loop pads and truncates by
-    them)."""
-    return dataclasses.replace(train_config, **text.train_fields())
 
 
 def split_for_validation(
@@ -148,12 +121,9 @@ def encode_splits(
         f"(vocabulary {len(vocabulary)} words, classes {train.classes})."
     )
     profile = DataProfile.of(train_ids, train.labels, len(train.classes))
-    train_config, chosen = resolve_train_config(with_text_settings(train_config, text), profile)
-    resolved = TextConfig.from_train_config(train_config.to_dict())
-    text = dataclasses.replace(resolved, tokenizer=text.tokenizer)
-    # Say the text settings by their TextConfig names (vocab_size, not max_words).
-    names = {old: new for new, old in TRAIN_FIELDS.items()}
-    chosen = {names.get(k, k): v for k, v in chosen.items()}
+    text, chosen_text = resolve_text_config(text, profile)
+    train_config, chosen = resolve_train_config(train_config, profile)
+    chosen = {**chosen_text, **chosen}
     return EncodedSplits(
         vocabulary,
         list(train.classes),
@@ -165,16 +135,6 @@ def encode_splits(
         profile,
         encode_seconds,
     )
-
-
-def saved_text_config(meta: dict[str, Any]) -> TextConfig:
-    """The ``TextConfig`` of a checkpoint's metadata; one written before ``TextConfig`` existed
-    has the settings in its ``train_config``."""
-    if "text_config" in meta:
-        return TextConfig.from_dict(meta["text_config"])
-    return TextConfig.from_train_config(meta["train_config"])
-
-
 
 
 def check_training_data(train: TextDataset, valid: TextDataset | None) -> None:
@@ -231,8 +191,8 @@ def train_text_classifier(
       model_options: ``ClassifierConfig`` fields (vocab_size and num_classes are set here;
         the data-dependent fields left out are resolved from the training split,
         ``seqclf.recipe``).
-      text_config: how texts become ids (``TextConfig``); its fields left at None are resolved
-        from the training split. None: the text settings of ``train_config``.
+      text_config: how texts become ids (``TextConfig``); its fields left at None (all of them
+        when None) are resolved from the training split.
       train_config: a ``TrainConfig``; its fields left at None are resolved from the
         training split (``seqclf.recipe``).
       base_model: the configuration the options apply to (default ``ClassifierConfig()``;
@@ -252,7 +212,7 @@ def train_text_classifier(
       seqclf.run_lock.RunInUseError: another process is training into ``output_dir``.
     """
     train_config = train_config or TrainConfig()
-    text = text_settings(text_config, train_config)
+    text = text_config or TextConfig()
     train, valid = split_for_validation(train, valid, valid_fraction, train_config.seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -273,21 +233,20 @@ def train_text_classifier(
                 f"{store.directory} was trained on classes {saved['classes']}, this data has "
                 f"{train.classes}"
             )
-        saved_train = with_text_settings(
-            config_from_dict(TrainConfig, saved["train_config"]), saved_text_config(saved)
-        )
-        given = with_text_settings(train_config, text)
+        saved_train = TrainConfig.from_dict(saved["train_config"])
+        saved_text = TextConfig.from_meta(saved)
         # Settings given now (None: "from the data", nothing given) that differ from the run's.
         differ = [
             f.name
-            for f in dataclasses.fields(TrainConfig)
+            for given, saved_config in ((train_config, saved_train), (text, saved_text))
+            for f in dataclasses.fields(given)
             if f.name != "epochs"
             and getattr(given, f.name) is not None
-            and getattr(given, f.name) != getattr(saved_train, f.name)
+            and getattr(given, f.name) != getattr(saved_config, f.name)
         ]
         epochs = train_config.epochs or saved_train.epochs
         train_config = dataclasses.replace(saved_train, epochs=epochs)
-        text = saved_text_config(saved)
+        text = saved_text
         if differ:
             tqdm.write(
                 f"Resuming with the saved training settings (only --epochs may change; "
@@ -316,9 +275,8 @@ def train_text_classifier(
             )
     elif data.chosen or chosen_model:
         tqdm.write(f"Settings from the data: {describe({**data.chosen, **chosen_model})}.")
-    meta = {
+    meta = {  # the training and text configs are added by the checkpoint callback
         "model_config": config.to_dict(),
-        "text_config": data.text.to_dict(),
         "vocabulary": data.vocabulary.to_dict(),
         "classes": data.classes,
     }
@@ -327,6 +285,7 @@ def train_text_classifier(
         data.train,
         data.valid,
         data.train_config,
+        text=data.text,
         store=store,
         meta=meta,
         resume=resume,

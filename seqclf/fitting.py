@@ -26,7 +26,7 @@ import numpy as np
 from seqclf.checkpoint import CheckpointError, CheckpointStore
 from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import TextDataset, sort_class_names
-from seqclf.experiment import encode_splits, split_for_validation, text_settings
+from seqclf.experiment import encode_splits, split_for_validation
 from seqclf.model import ClassifierConfig, SequenceClassifier, build_classifier
 from seqclf.predict import Predictor
 from seqclf.training import Callback, TrainConfig
@@ -125,7 +125,7 @@ def fit(
       A ``Classifier`` holding the parameters of the last epoch.
     """
     config = config or TrainConfig()
-    text = text_settings(text, config)
+    text = text or TextConfig()
     train = as_dataset(train_data)
     valid = None if valid_data is None else as_dataset(valid_data, train.classes)
     train, valid = split_for_validation(train, valid, valid_fraction, config.seed)
@@ -149,7 +149,6 @@ def fit(
     meta = {
         "model_config": None if model_config is None else model_config.to_dict(),
         "model_class": type(model).__name__,
-        "text_config": data.text.to_dict(),
         "vocabulary": data.vocabulary.to_dict(),
         "classes": data.classes,
     }
@@ -159,6 +158,7 @@ def fit(
             data.train,
             data.valid,
             data.train_config,
+            text=data.text,
             store=store,
             meta=meta,
             output_dir=output_dir,

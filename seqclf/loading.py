@@ -88,12 +88,7 @@ def _load(store: CheckpointStore, step: int | None, batch_size: int, model: Any)
         config = None if saved is None else ClassifierConfig.from_dict(saved)
         vocabulary = Vocabulary.from_dict(meta["vocabulary"])
         classes = meta["classes"]
-        # Written before TextConfig existed: the text settings are in the training config.
-        text = (
-            TextConfig.from_dict(meta["text_config"])
-            if "text_config" in meta
-            else TextConfig.from_train_config(meta["train_config"])
-        )
+        text = TextConfig.from_meta(meta)
     except (KeyError, ValueError, TypeError) as err:
         raise CheckpointError(
             f"{store.directory}/{step}: incomplete seqclf metadata ({err})"

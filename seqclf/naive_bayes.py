@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import numpy as np
@@ -23,6 +22,7 @@ import scipy.sparse
 
 from seqclf import ops
 from seqclf.data.batching import batches
+from seqclf.data.preprocessing import TextConfig
 
 COUNT_BATCH = 256  # texts hashed per device call
 # C of scikit-learn's LogisticRegression (loss summed over the examples, plus |w|^2 / 2 / C),
@@ -38,23 +38,23 @@ def _distinct(tokens: jax.Array, lengths: jax.Array, max_n: int, buckets: int):
 
 
 def bag_matrix(
-    token_ids: Sequence[np.ndarray], buckets: int, max_n: int, config: Any
+    token_ids: Sequence[np.ndarray], buckets: int, max_n: int, text: TextConfig
 ) -> scipy.sparse.csr_matrix:
     """(N, buckets) float32 CSR, 1 where a text holds an n-gram of that bucket.
 
     Args:
       token_ids: N sequences of token ids.
       buckets, max_n: the head's hash buckets and longest n-gram.
-      config: the run's ``TrainConfig`` (its ``max_len``, ``truncating`` and length buckets).
+      text: the run's ``TextConfig`` (its ``max_len``, ``truncating`` and length buckets).
     """
     rows, cols = [], []
     for batch in batches(
         token_ids,
         None,
         COUNT_BATCH,
-        max_len=config.max_len,
-        truncating=config.truncating,
-        buckets=config.buckets,
+        max_len=text.max_len,
+        truncating=text.truncating,
+        buckets=text.buckets,
     ):
         ids, first = (
             np.asarray(a) for a in _distinct(batch["tokens"], batch["lengths"], max_n, buckets)
@@ -108,7 +108,7 @@ def fit_nbsvm(
     num_classes: int,
     buckets: int,
     max_n: int,
-    config: Any,
+    text: TextConfig,
     alpha: float = 1.0,
 ) -> tuple[dict[str, np.ndarray], str]:
     """The NBSVM head's parameters (``seqclf.layers.NaiveBayesBag``) fitted on ``train``.
@@ -117,7 +117,7 @@ def fit_nbsvm(
       train, valid: ``(token_ids, labels)``; the regularisation is chosen on ``valid``.
       num_classes: C.
       buckets, max_n: the head's hash buckets and longest n-gram.
-      config: the run's ``TrainConfig``.
+      text: the run's ``TextConfig`` (as the model sees the texts).
       alpha: additive smoothing of the counts.
 
     Returns:
@@ -126,12 +126,12 @@ def fit_nbsvm(
     """
     labels = np.asarray(train[1], np.int64)
     valid_labels = np.asarray(valid[1], np.int64)
-    x = bag_matrix(train[0], buckets, max_n, config)
+    x = bag_matrix(train[0], buckets, max_n, text)
     counts = np.asarray(x.T @ np.eye(num_classes, dtype=np.float32)[labels], np.float32)
     ratios = np.asarray(ops.log_count_ratios(counts, alpha), np.float64)
     used = np.unique(x.indices)  # buckets seen in training; the others keep weight 0
     x_used, ratios_used = x[:, used], ratios[used]
-    x_valid = bag_matrix(valid[0], buckets, max_n, config)[:, used]
+    x_valid = bag_matrix(valid[0], buckets, max_n, text)[:, used]
     start = (np.zeros(ratios_used.shape), np.zeros(num_classes))
     best, tried = None, []
     for strength in STRENGTHS:

@@ -7,7 +7,7 @@ derived here by a rule that follows from the data, never from constants tuned to
 - ``max_len``: the 95th percentile of the training texts' token counts (>= 8, rounded up to 8).
 - ``num_buckets``: one padded length per 64 tokens of ``max_len``, 1 to 4 (each length is
   compiled once; short texts gain nothing from more).
-- ``max_words``: every word of the training split, most frequent first, at most 100,000.
+- ``vocab_size``: every word of the training split, most frequent first, at most 100,000.
 - ``pool_size``: a median text reaches the recurrent layer in ~32 steps: ``median // 32``, 1-4.
 - ``nb_buckets``: about two hash buckets per n-gram occurrence of the training split, from 2^16
   to 2^22, and at most 2^24 / classes.
@@ -104,32 +104,50 @@ def default_nb_buckets(profile: DataProfile, max_len: int, max_n: int) -> int:
     return int(np.clip(_pow2_ceil(2 * occurrences), min(2**16, cap), cap))
 
 
-def resolve_train_config(config: Any, profile: DataProfile) -> tuple[Any, dict[str, Any]]:
-    """Fill the data-dependent fields of ``config`` that are None (and check the given ones).
+def resolve_text_config(text: Any, profile: DataProfile) -> tuple[Any, dict[str, Any]]:
+    """Fill the fields of a ``seqclf.TextConfig`` that are None (and check the given ones).
 
     Args:
-      config: a ``seqclf.TrainConfig`` whose ``epochs``, ``batch_size``, ``max_len``,
-        ``num_buckets`` or ``max_words`` may be None ("from the data", their default).
+      text: a ``TextConfig`` whose ``vocab_size``, ``max_len`` or ``num_buckets`` may be None
+        ("from the data", their default).
+      profile: the training split's ``DataProfile``.
+
+    Returns:
+      ``(resolved text config, {field: value}`` of what was resolved or clamped here``)``.
+    """
+    chosen: dict[str, Any] = {}
+    if text.max_len is None:
+        chosen["max_len"] = default_max_len(profile)
+    elif text.max_len > WASTE * max(int(profile.lengths.max(initial=1)), 8):
+        longest = int(profile.lengths.max(initial=1))
+        clamped = max(8, -(-longest // 8) * 8)
+        warnings.warn(
+            f"max_len {text.max_len} is more than {WASTE}x the longest training text "
+            f"({longest} tokens); using {clamped}",
+            SettingWarning,
+            stacklevel=2,
+        )
+        chosen["max_len"] = clamped
+    if text.num_buckets is None:
+        chosen["num_buckets"] = default_num_buckets(chosen.get("max_len", text.max_len))
+    if text.vocab_size is None:
+        chosen["vocab_size"] = MAX_VOCABULARY + 2
+    return dataclasses.replace(text, **chosen), chosen
+
+
+def resolve_train_config(config: Any, profile: DataProfile) -> tuple[Any, dict[str, Any]]:
+    """Fill the data-dependent fields of a ``seqclf.TrainConfig`` that are None (and check the
+    given ones).
+
+    Args:
+      config: a ``TrainConfig`` whose ``epochs`` or ``batch_size`` may be None ("from the
+        data", their default).
       profile: the training split's ``DataProfile``.
 
     Returns:
       ``(resolved config, {field: value}`` of what was resolved or clamped here``)``.
     """
     chosen: dict[str, Any] = {}
-    if config.max_len is None:
-        chosen["max_len"] = default_max_len(profile)
-    elif config.max_len > WASTE * max(int(profile.lengths.max(initial=1)), 8):
-        longest = int(profile.lengths.max(initial=1))
-        clamped = max(8, -(-longest // 8) * 8)
-        warnings.warn(
-            f"max_len {config.max_len} is more than {WASTE}x the longest training text "
-            f"({longest} tokens); using {clamped}",
-            SettingWarning,
-            stacklevel=2,
-        )
-        chosen["max_len"] = clamped
-    if config.num_buckets is None:
-        chosen["num_buckets"] = default_num_buckets(chosen.get("max_len", config.max_len))
     if config.batch_size is None:
         chosen["batch_size"] = default_batch_size(profile)
     elif config.batch_size > WASTE * profile.num_examples:
@@ -143,8 +161,6 @@ def resolve_train_config(config: Any, profile: DataProfile) -> tuple[Any, dict[s
         chosen["batch_size"] = clamped
     if config.epochs is None:
         chosen["epochs"] = default_epochs(profile)
-    if config.max_words is None:
-        chosen["max_words"] = MAX_VOCABULARY + 2
     return dataclasses.replace(config, **chosen), chosen
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from seqclf.checkpoint import DiskFullError
+from seqclf.data.preprocessing import TextConfig
 from seqclf.heads import HeadSpec
 from seqclf.training import TrainConfig
 from seqclf.training.callbacks import (
@@ -33,7 +34,8 @@ from seqclf.training.callbacks import (
 )
 from seqclf.training.run import Progress, Run, RunningMetrics, StepMetrics
 
-CONFIG = TrainConfig(epochs=3, batch_size=4, max_len=8, num_buckets=1, max_words=10)
+CONFIG = TrainConfig(epochs=3, batch_size=4)
+TEXT = TextConfig(vocab_size=10, max_len=8, num_buckets=1)
 
 
 class FakeState:
@@ -50,7 +52,8 @@ class FakeState:
 
 
 def make_run(**fields) -> Run:
-    return Run(CONFIG, fields.pop("state", FakeState()), fields.pop("steps", 10), **fields)
+    state, steps = fields.pop("state", FakeState()), fields.pop("steps", 10)
+    return Run(CONFIG, state, steps, TEXT, **fields)
 
 
 class FakeStore:

@@ -24,6 +24,7 @@ import pytest
 
 from seqclf.checkpoint import CheckpointStore
 from seqclf.data.batching import batches, pad_batch
+from seqclf.data.preprocessing import TextConfig
 from seqclf.distributed import DataParallel, initialize, process_slice
 from seqclf.model import build_classifier
 from seqclf.training import TrainConfig, create_train_state, predict_probabilities
@@ -40,7 +41,8 @@ TINY_MODEL = dict(
     dropout=0.1,  # dropout on: the keys must not depend on the layout either
     nb_buckets=257,
 )
-CONFIG = TrainConfig(batch_size=8, max_len=24, num_buckets=1, max_words=40, seed=3)
+CONFIG = TrainConfig(batch_size=8, seed=3)
+TEXT = TextConfig(vocab_size=40, max_len=24, num_buckets=1)
 NUM_TEXTS = 21  # 3 batches of 8, the last with 5 real rows
 TOLERANCE = 1e-5
 
@@ -53,7 +55,7 @@ def _data() -> tuple[list[np.ndarray], np.ndarray]:
 
 def _first_batch() -> dict[str, np.ndarray]:
     ids, labels = _data()
-    padded, _ = pad_batch(next(batches(ids, labels, 8, max_len=CONFIG.max_len)), 8)
+    padded, _ = pad_batch(next(batches(ids, labels, 8, max_len=TEXT.max_len)), 8)
     return {k: padded[k] for k in TRAIN_KEYS}
 
 
@@ -77,7 +79,7 @@ def _one_step_and_predict(parallel: DataParallel, out: Path) -> dict:
     state = _state(parallel)
     batch = parallel.shard(_first_batch())
     new, values = train_step(state, batch)
-    probs = predict_probabilities(new, _data()[0], CONFIG)
+    probs = predict_probabilities(new, _data()[0], CONFIG, TEXT)
     if jax.process_index() == 0:
         np.savez(out / "params.npz", **_arrays(new.params))
         np.save(out / "values.npy", np.asarray(values))

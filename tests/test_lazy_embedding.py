@@ -35,7 +35,7 @@ def _batch(tokens, rng):
 
 def _states(**options):
     example = {"tokens": np.ones((2, VOCAB), np.int32), "lengths": np.full(2, VOCAB, np.int32)}
-    common = dict(batch_size=4, max_len=VOCAB, num_buckets=1, warmup_fraction=0.2, **options)
+    common = dict(batch_size=4, warmup_fraction=0.2, **options)
     dense = training.create_train_state(MODEL, seqclf.TrainConfig(**common), 10, example)
     lazy = training.create_train_state(
         MODEL, seqclf.TrainConfig(lazy_embedding=True, **common), 10, example
@@ -154,15 +154,14 @@ def test_a_lazy_run_checkpoints_and_restores_its_moments(tmp_path):
     rng = np.random.default_rng(3)
     tokens = [rng.integers(2, VOCAB, size=rng.integers(3, 10)).astype(np.int32) for _ in range(48)]
     labels = np.array([int(5 in x) for x in tokens])
-    config = seqclf.TrainConfig(
-        epochs=2, batch_size=8, max_len=10, num_buckets=1, lazy_embedding=True
-    )
+    config = seqclf.TrainConfig(epochs=2, batch_size=8, lazy_embedding=True)
     store = seqclf.checkpoint.CheckpointStore(tmp_path)
     result = training.fit(
         MODEL,
         (tokens[:40], labels[:40]),
         (tokens[40:], labels[40:]),
         config,
+        text=seqclf.TextConfig(vocab_size=VOCAB, max_len=10, num_buckets=1),
         store=store,
         meta={},
         progress=False,

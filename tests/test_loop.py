@@ -17,9 +17,8 @@ TRAINING = Path(seqclf.__file__).parent / "training"
 MODEL = seqclf.build_classifier(
     vocab_size=30, embed_dim=8, hidden_size=8, conv_filters=(), nb_buckets=61, embed_dropout=0.1
 )
-CONFIG = TrainConfig(
-    epochs=2, batch_size=8, max_len=10, num_buckets=1, max_words=30, patience=0, save_every=2
-)  # 5 steps per epoch
+CONFIG = TrainConfig(epochs=2, batch_size=8, patience=0, save_every=2)  # 5 steps per epoch
+TEXT = seqclf.TextConfig(vocab_size=30, max_len=10, num_buckets=1)
 
 
 def _data():
@@ -61,7 +60,7 @@ def _params(result):
 def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one_and_callbacks_see_each_hook(tmp_path):
     train, valid = _data()
     recorder = Recorder()
-    full = fit(MODEL, train, valid, CONFIG, progress=False, callbacks=[recorder])
+    full = fit(MODEL, train, valid, CONFIG, text=TEXT, progress=False, callbacks=[recorder])
     assert recorder.calls == [
         "train_begin",
         "epoch_begin 0", *["step"] * 5, "epoch_end 1",
@@ -72,11 +71,13 @@ def test_a_stopped_run_resumed_ends_as_an_uninterrupted_one_and_callbacks_see_ea
 
     store = seqclf.checkpoint.CheckpointStore(tmp_path / "cut")
     stopper = Recorder(stop_at=7)  # in epoch 2, after its checkpoint at batch 2 (step 7)
-    cut = fit(MODEL, train, valid, CONFIG, store=store, meta={}, callbacks=[stopper])
+    cut = fit(MODEL, train, valid, CONFIG, text=TEXT, store=store, meta={}, callbacks=[stopper])
     assert cut.stopped_by == "by test" and int(cut.state.step) == 7
     assert stopper.calls[-2:] == ["step", "train_end by test"]  # no validation of a part epoch
     assert store.latest_step() == 7 and len(cut.history) == 1
-    resumed = fit(MODEL, train, valid, CONFIG, store=store, meta={}, resume=True, progress=False)
+    resumed = fit(
+        MODEL, train, valid, CONFIG, text=TEXT, store=store, meta={}, resume=True, progress=False
+    )
     store.close()
     assert resumed.stopped_by == "completed" and int(resumed.state.step) == 10
     for a, b in zip(_params(full), _params(resumed), strict=True):
@@ -137,11 +138,11 @@ def test_train_epoch_alone_is_one_pass_with_its_own_loss_guard():
     from seqclf.training import create_train_state, train_epoch
 
     (ids, labels), _ = _data()
-    example = next(batches(ids[:2], None, 2, max_len=10, buckets=CONFIG.buckets))
+    example = next(batches(ids[:2], None, 2, max_len=10, buckets=TEXT.buckets))
     state = create_train_state(MODEL, CONFIG, 10, example)
-    state, metrics, done = train_epoch(state, ids, labels, CONFIG, 0, progress=False)
+    state, metrics, done = train_epoch(state, ids, labels, CONFIG, TEXT, 0, progress=False)
     assert done == 5 and int(state.step) == 5
     assert set(metrics) == {"train_loss", "train_accuracy"} and 0 < metrics["train_loss"] < 2
     poisoned = state.replace(params=jax.tree_util.tree_map(lambda p: p * np.nan, state.params))
     with pytest.raises(seqclf.TrainingDiverged, match=r"loss became nan at step 5 \(epoch 2\)"):
-        train_epoch(poisoned, ids, labels, CONFIG, 1, progress=False)
+        train_epoch(poisoned, ids, labels, CONFIG, TEXT, 1, progress=False)

@@ -16,14 +16,14 @@ import pytest
 
 from seqclf import ops
 from seqclf.data.batching import batches, pad_batch
+from seqclf.data.preprocessing import TextConfig
 from seqclf.model import build_classifier
 from seqclf.training import TrainConfig, create_train_state, predict_probabilities
 from seqclf.training.step import TRAIN_KEYS, train_step
 
 ACCURACY_TOLERANCE = 0.05
-CONFIG = TrainConfig(
-    batch_size=32, max_len=20, num_buckets=1, max_words=12, learning_rate=1e-2, epochs=3
-)
+CONFIG = TrainConfig(batch_size=32, learning_rate=1e-2, epochs=3)
+TEXT = TextConfig(vocab_size=12, max_len=20, num_buckets=1)
 MODEL = dict(vocab_size=12, embed_dim=16, conv_filters=(), hidden_size=16, embed_dropout=0.0)
 
 
@@ -37,11 +37,11 @@ def _counting_task(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
 def _train(dtype: str, train: tuple[list[np.ndarray], np.ndarray]):
     ids, labels = train
     steps = CONFIG.epochs * -(-len(ids) // CONFIG.batch_size)
-    example = next(batches(ids[:2], None, 2, max_len=CONFIG.max_len))
+    example = next(batches(ids[:2], None, 2, max_len=TEXT.max_len))
     state = create_train_state(build_classifier(**MODEL, dtype=dtype), CONFIG, steps, example)
     for epoch in range(CONFIG.epochs):
         stream = batches(
-            ids, labels, CONFIG.batch_size, max_len=CONFIG.max_len, shuffle=True, epoch=epoch
+            ids, labels, CONFIG.batch_size, max_len=TEXT.max_len, shuffle=True, epoch=epoch
         )
         for batch in stream:
             padded, _ = pad_batch(batch, CONFIG.batch_size)
@@ -55,7 +55,7 @@ def trained():
     results = {}
     for dtype in ("float32", "bfloat16"):
         state = _train(dtype, train)
-        probs = predict_probabilities(state, test[0], CONFIG)
+        probs = predict_probabilities(state, test[0], CONFIG, TEXT)
         results[dtype] = (state, float(np.mean(probs.argmax(axis=1) == test[1])))
     return results
 

@@ -2,6 +2,7 @@
 
 import csv
 import math
+import types
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 import seqclf
 from seqclf import ops, recipe
+from seqclf.data.preprocessing import TextConfig
 from seqclf.data.sources import TextDataset
 from seqclf.model import build_classifier
 from seqclf.naive_bayes import bag_matrix, fit_nbsvm
@@ -29,16 +31,22 @@ def _profile(lengths, labels=None, num_classes=2):
     return DataProfile.of([np.ones(n, np.int32) for n in lengths], labels, num_classes)
 
 
-def _resolve(profile, train=None, model=None):
-    config, chosen = recipe.resolve_train_config(train or TrainConfig(), profile)
+def _resolve(profile, given=None, model=None):
+    """``(settings, model, chosen)``: the resolved ``TrainConfig`` and ``TextConfig`` fields as
+    one namespace; ``given`` is either config (the other at its defaults)."""
+    train = given if isinstance(given, TrainConfig) else TrainConfig()
+    text = given if isinstance(given, TextConfig) else TextConfig()
+    text, chosen_text = recipe.resolve_text_config(text, profile)
+    config, chosen = recipe.resolve_train_config(train, profile)
     model, chosen_model = recipe.resolve_model_config(
         model,
         profile,
         vocab_size=100,
         num_classes=len(profile.class_counts),
-        max_len=config.max_len,
+        max_len=text.max_len,
     )
-    return config, model, {**chosen, **chosen_model}
+    settings = types.SimpleNamespace(**config.to_dict(), **text.to_dict())
+    return settings, model, {**chosen_text, **chosen, **chosen_model}
 
 
 def test_short_texts_get_a_short_max_len_and_no_pooling():
@@ -50,7 +58,7 @@ def test_short_texts_get_a_short_max_len_and_no_pooling():
         "num_buckets",
         "batch_size",
         "epochs",
-        "max_words",
+        "vocab_size",
         "pool_size",
         "nb_buckets",
     }
@@ -82,11 +90,12 @@ def test_many_classes_keep_the_nbsvm_table_bounded():
 
 def test_given_settings_are_kept_and_wasteful_ones_clamped():
     profile = _profile(np.full(1000, 20))
-    config, model, chosen = _resolve(profile, TrainConfig(max_len=50, batch_size=32), {})
-    assert (config.max_len, config.batch_size) == (50, 32)
-    assert "max_len" not in chosen and "batch_size" not in chosen
+    config, model, chosen = _resolve(profile, TextConfig(max_len=50), {})
+    assert config.max_len == 50 and "max_len" not in chosen
+    config, model, chosen = _resolve(profile, TrainConfig(batch_size=32), {})
+    assert config.batch_size == 32 and "batch_size" not in chosen
     with pytest.warns(SettingWarning, match="max_len 100000 is more than 10x"):
-        config, _, _ = _resolve(profile, TrainConfig(max_len=100_000))
+        config, _, _ = _resolve(profile, TextConfig(max_len=100_000))
     assert config.max_len == 24
     with pytest.warns(SettingWarning, match="batch_size 100000 is more than 10x"):
         config, _, _ = _resolve(profile, TrainConfig(batch_size=100_000))
@@ -156,7 +165,7 @@ def test_bag_matrix_counts_each_ngram_once_per_text():
     rng = np.random.default_rng(0)
     texts = [rng.integers(2, 12, rng.integers(1, 9)).astype(np.int32) for _ in range(40)]
     buckets, max_n = 64, 2
-    x = bag_matrix(texts, buckets, max_n, TrainConfig(max_len=8, num_buckets=1))
+    x = bag_matrix(texts, buckets, max_n, TextConfig(max_len=8, num_buckets=1))
     for i, ids in enumerate(texts):
         hashed, valid = ops.hashed_ngrams(jnp.asarray(ids)[None], jnp.array([len(ids)]), 2, 64)
         expected = sorted(set(np.asarray(hashed)[np.asarray(valid)].tolist()))
@@ -169,7 +178,7 @@ def test_the_fitted_nbsvm_head_is_what_the_model_computes():
     data = _keyword_data([60, 60, 60], noise_words=4)
     vocab = seqclf.Vocabulary.build(data.texts)
     ids = vocab.encode_batch(data.texts)
-    config = TrainConfig(max_len=8, num_buckets=1)
+    config = TextConfig(max_len=8, num_buckets=1)
     train, valid = (ids[:150], data.labels[:150]), (ids[150:], data.labels[150:])
     head, report = fit_nbsvm(train, valid, 3, 512, 2, config)
     assert "kept C=" in report
@@ -255,7 +264,7 @@ def test_the_clamping_messages_are_the_documented_ones():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "what-happens-when.md").read_text()
     profile = _profile(np.full(1000, 20))
     cases = [
-        (TrainConfig(max_len=100_000), None),
+        (TextConfig(max_len=100_000), None),
         (TrainConfig(batch_size=100_000), None),
         (None, {"conv_kernel_size": 100}),
     ]

@@ -351,11 +351,14 @@ def test_a_batch_larger_than_the_data_warns_and_trains_on_all_of_it(monkeypatch)
     ids = [np.array([2, 3, 4])] * 30
     labels = np.array([0, 1] * 15)
     # 200 > 30 rows (but not 10x more: that is clamped, tests/test_recipe.py)
-    config = seqclf.TrainConfig(batch_size=200, epochs=3, max_len=8)
+    config = seqclf.TrainConfig(batch_size=200, epochs=3)
     with pytest.warns(UserWarning, match=r"batch_size 200 is larger than the training set "
                       r"\(30 examples\): every step uses all 30 of them"):  # fmt: skip
         with pytest.raises(Stop):
-            seqclf.train.fit(None, (ids, labels), (ids, labels), config, progress=False)
+            seqclf.train.fit(
+                None, (ids, labels), (ids, labels), config, text=seqclf.TextConfig(max_len=8),
+                progress=False,
+            )  # fmt: skip
     assert seen["total_steps"] == 3  # one step per epoch
 
 

@@ -3,6 +3,8 @@ checkpoints (text settings inside train_config) still load; one rule for unknown
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +13,6 @@ import pytest
 import seqclf
 from seqclf.checkpoint import CheckpointStore
 from seqclf.data.preprocessing import TextConfig
-from seqclf.experiment import text_settings
 from seqclf.model import ClassifierConfig, build_classifier
 from seqclf.train import TrainConfig
 
@@ -28,12 +29,14 @@ def write_checkpoint(out, *, old: bool):
     vocabulary = seqclf.Vocabulary.build(TEXTS, vocab_size=9)
     model = build_classifier(CONFIG)
     params = model.init(jax.random.PRNGKey(0), jnp.ones((1, 4), int), jnp.ones(1, int))["params"]
-    train = TrainConfig(epochs=1, batch_size=4, max_len=3, num_buckets=1, max_words=9)
+    train = TrainConfig(epochs=1, batch_size=4).to_dict()
+    if old:
+        train.update(max_len=3, truncating="pre", num_buckets=1, max_words=9)
     meta = {
         "model_config": CONFIG.to_dict(),
         "vocabulary": vocabulary.to_dict(),
         "classes": ["neg", "pos"],
-        "train_config": train.to_dict(),
+        "train_config": train,
         "progress": {},
         "history": [],
     }
@@ -77,7 +80,7 @@ def test_round_trip_and_unknown_keys_raise_naming_them():
         TextConfig.from_dict({**text.to_dict(), "max_length": 3})
     with pytest.raises(ValueError, match="unknown ClassifierConfig key.*'layers'"):
         ClassifierConfig.from_dict({**CONFIG.to_dict(), "layers": 2})
-    assert TextConfig.from_train_config(TrainConfig(max_words=7, max_len=5)) == TextConfig(
+    assert TextConfig.from_train_config({"max_words": 7, "max_len": 5}) == TextConfig(
         vocab_size=7, max_len=5
     )
 
@@ -96,14 +99,18 @@ def test_bad_values_are_rejected_naming_the_field():
         _ = TextConfig().buckets
 
 
-def test_text_settings_given_twice_must_agree():
-    assert text_settings(None, TrainConfig(max_len=9)) == TextConfig(max_len=9)
-    assert text_settings(TextConfig(max_len=9), TrainConfig()) == TextConfig(max_len=9)
-    assert text_settings(TextConfig(max_len=9), TrainConfig(max_len=9)) == TextConfig(max_len=9)
-    with pytest.raises(ValueError, match="max_len is given both"):
-        text_settings(TextConfig(max_len=9), TrainConfig(max_len=10))
-    with pytest.raises(ValueError, match="TrainConfig.max_words"):
-        text_settings(TextConfig(vocab_size=90), TrainConfig(max_words=100))
+def test_the_text_settings_are_only_in_the_text_config():
+    """TrainConfig says how to train, TextConfig how texts become ids: a text setting given to
+    TrainConfig is an error, while the train_config an older checkpoint saved (text settings
+    inside) still reads, without them."""
+    for name in ("max_len", "truncating", "num_buckets", "max_words"):
+        assert name not in {f.name for f in dataclasses.fields(TrainConfig)}
+    with pytest.raises(TypeError, match="max_len"):
+        TrainConfig(max_len=9)
+    old = {**TrainConfig(epochs=2).to_dict(), "max_len": 9, "max_words": 90, "num_buckets": 1}
+    assert TrainConfig.from_dict({**old, "truncating": "post"}) == TrainConfig(epochs=2)
+    with pytest.raises(ValueError, match="unknown TrainConfig key.*'max_length'"):
+        TrainConfig.from_dict({**old, "max_length": 9})
 
 
 def test_a_training_run_saves_its_text_config(tmp_path):
@@ -120,7 +127,7 @@ def test_a_training_run_saves_its_text_config(tmp_path):
     assert run.text_config == TextConfig(vocab_size=30, max_len=16, num_buckets=1)
     meta = CheckpointStore(tmp_path / "run", create=False).restore_meta()
     assert TextConfig.from_dict(meta["text_config"]) == run.text_config
-    assert meta["train_config"]["max_len"] == 16  # the training loop's copy agrees
+    assert "max_len" not in meta["train_config"]  # one place for each setting
     assert seqclf.load(tmp_path / "run").text == run.text_config
     assert len(repr(run)) < 300 and "Array" not in repr(run)
     np.testing.assert_array_equal(

@@ -21,12 +21,10 @@ from seqclf.training import evaluation
 from seqclf.training import step as step_module
 
 SMALL_MODEL = dict(embed_dim=32, conv_filters=(), hidden_size=32, reduce="max", embed_dropout=0.1)
+SMALL_TEXT = seqclf.TextConfig(vocab_size=5000, max_len=128, num_buckets=1)
 SMALL_TRAINING = dict(
     epochs=3,
     batch_size=32,
-    max_len=128,
-    max_words=5000,
-    num_buckets=1,
     learning_rate=5e-3,
     patience=0,
     log_every=5,
@@ -48,6 +46,7 @@ def trained(imdb_slices, tmp_path_factory):
         train,
         out,
         model_options=SMALL_MODEL,
+        text_config=SMALL_TEXT,
         train_config=seqclf.TrainConfig(**SMALL_TRAINING),
         progress=False,
     )
@@ -148,13 +147,23 @@ def test_interrupted_run_resumes_from_the_right_step_and_ends_identical(
     steps_per_epoch = 12  # 360 training examples (10% held out) / 32, rounded up
 
     full = seqclf.train_text_classifier(
-        data, tmp_path / "full", model_options=SMALL_MODEL, train_config=config, progress=False
+        data,
+        tmp_path / "full",
+        model_options=SMALL_MODEL,
+        text_config=SMALL_TEXT,
+        train_config=config,
+        progress=False,
     )
     assert int(full.fit.state.step) == 2 * steps_per_epoch
 
     _interrupt_after(monkeypatch, 18)  # in epoch 2, after its checkpoint at batch 4 (step 16)
     cut = seqclf.train_text_classifier(
-        data, tmp_path / "cut", model_options=SMALL_MODEL, train_config=config, progress=False
+        data,
+        tmp_path / "cut",
+        model_options=SMALL_MODEL,
+        text_config=SMALL_TEXT,
+        train_config=config,
+        progress=False,
     )
     assert cut.fit.stopped_by == "SIGINT"
     assert int(cut.fit.state.step) == 18
@@ -165,6 +174,7 @@ def test_interrupted_run_resumes_from_the_right_step_and_ends_identical(
         data,
         tmp_path / "cut",
         model_options=SMALL_MODEL,
+        text_config=SMALL_TEXT,
         train_config=config,
         resume=True,
         progress=False,
@@ -274,18 +284,18 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
     config = seqclf.TrainConfig(
         epochs=2,
         batch_size=16,
-        max_len=16,
-        num_buckets=1,
         learning_rate=2e-2,
         weight_decay=0.5,
         log_every=1,
     )
+    text = seqclf.TextConfig(vocab_size=40, max_len=16, num_buckets=1)
     store = seqclf.checkpoint.CheckpointStore(tmp_path)
     result = training.fit(
         model,
         (tokens[:64], labels[:64]),
         (tokens[64:], labels[64:]),
         config,
+        text=text,
         store=store,
         meta={},
         progress=False,
@@ -294,7 +304,7 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
     # What fit stored is the fit on the validation split's per-head log-probabilities...
     per_head = np.moveaxis(
         training.predict_probabilities(
-            state, tokens[64:], config, step=step_module.head_log_probs_step
+            state, tokens[64:], config, text, step=step_module.head_log_probs_step
         ),
         1,
         0,
@@ -304,12 +314,14 @@ def test_head_weights_are_fitted_on_validation_not_trained(tmp_path):
     assert not np.allclose(fitted, 1.0)
     assert result.history[-1]["head_weights"] == [round(float(w), 4) for w in fitted]
     # ...the validation metrics are those of the weighted prediction...
-    val = training.evaluate(state, tokens[64:], labels[64:], config, progress=False)
+    val = training.evaluate(state, tokens[64:], labels[64:], config, text, progress=False)
     assert val["accuracy"] == pytest.approx(result.history[-1]["val_accuracy"], abs=1e-6)
     # (the history keeps 6 decimals)
     assert val["loss"] == pytest.approx(result.history[-1]["val_loss"], rel=1e-4, abs=1e-6)
     # ...and a train step leaves them as they are, weight decay or not.
-    batch, _ = pad_batch(next(evaluation.config_batches(tokens[:16], labels[:16], config)), 16)
+    batch, _ = pad_batch(
+        next(evaluation.config_batches(tokens[:16], labels[:16], config, text)), 16
+    )
     after, _ = step_module.train_step(state, {k: jnp.asarray(v) for k, v in batch.items()})
     np.testing.assert_array_equal(np.asarray(after.params["head_weights"]), fitted)
     # The checkpoint carries them.

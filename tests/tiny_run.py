@@ -59,14 +59,8 @@ def tiny_run(tmp_path_factory) -> Path:
             synthetic_reviews(240),
             out,
             model_options=MODEL,
-            train_config=seqclf.TrainConfig(
-                epochs=2,
-                batch_size=16,
-                max_len=MAX_LEN,
-                num_buckets=2,
-                max_words=100,
-                learning_rate=1e-2,
-            ),
+            text_config=seqclf.TextConfig(vocab_size=100, max_len=MAX_LEN, num_buckets=2),
+            train_config=seqclf.TrainConfig(epochs=2, batch_size=16, learning_rate=1e-2),
             progress=False,
         )
         _RUNS["run"] = out

@@ -19,8 +19,8 @@ from seqclf.data.batching import bucket_boundaries
 
 TOKENIZERS = ("words",)
 TRUNCATING = ("pre", "post")
-# TextConfig field -> the TrainConfig field that held it before TextConfig existed (and that the
-# training loop still reads; see seqclf.experiment).
+# TextConfig field -> the TrainConfig field that held it before TextConfig existed (read from the
+# train_config of such a checkpoint, and dropped from it by TrainConfig.from_dict).
 TRAIN_FIELDS = {
     "vocab_size": "max_words",
     "max_len": "max_len",
@@ -100,6 +100,10 @@ class TextConfig:
             d = d.to_dict()
         return cls(**{k: d[old] for k, old in TRAIN_FIELDS.items() if old in d})
 
-    def train_fields(self) -> dict[str, Any]:
-        """These settings under the ``TrainConfig`` names (``max_words`` for ``vocab_size``)."""
-        return {old: getattr(self, k) for k, old in TRAIN_FIELDS.items()}
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> TextConfig:
+        """The ``TextConfig`` of a checkpoint's metadata (one written before ``TextConfig``
+        existed has the settings in its ``train_config``)."""
+        if "text_config" in meta:
+            return cls.from_dict(meta["text_config"])
+        return cls.from_train_config(meta["train_config"])

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from seqclf.config_dict import config_from_dict
-from seqclf.data.batching import bucket_boundaries
+from seqclf.data.preprocessing import TRAIN_FIELDS
 
 CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
 
@@ -16,9 +16,11 @@ CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
 class TrainConfig:
     """How to train (saved with every checkpoint).
 
-    The four fields that depend most on the data default to None, "from the data": ``fit`` and
+    The two fields that depend most on the data default to None, "from the data": ``fit`` and
     ``train_text_classifier`` resolve them from the training split by the rules of
-    ``seqclf.recipe`` (and print what they chose); the resolved values are what is saved.
+    ``seqclf.recipe`` (and print what they chose); the resolved values are what is saved. How
+    texts become token ids (vocabulary size, length, truncation, length buckets) is not here
+    but in ``seqclf.TextConfig``.
 
     Attributes:
       epochs: the most passes over the training data (early stopping and ``time_budget`` may end
@@ -43,12 +45,6 @@ class TrainConfig:
       class_weighting: how much each class weighs in the loss: "sqrt" (rare classes weigh
         more, by the square root of their rarity), "balanced" (each class as much) or "none"
         (``seqclf.recipe.class_weights``).
-      max_len: longer texts are truncated to this many tokens; None: from the data.
-      truncating: "pre" keeps the end of a long text (Keras' default), "post" keeps the start.
-      num_buckets: padded lengths per epoch (fewer compiled shapes vs less padding); None: from
-        the data (``seqclf.recipe``).
-      max_words: vocabulary size, padding and out-of-vocabulary ids included; None: every
-        word of the training split up to ``seqclf.recipe.MAX_VOCABULARY``.
       seed: seeds initialisation, shuffling and dropout.
       save_every: also checkpoint every this many steps within an epoch (0: only per epoch).
       log_every: steps between progress-bar updates (each one waits for the device).
@@ -65,13 +61,7 @@ class TrainConfig:
     lazy_embedding: bool = False
     patience: int = 2
     time_budget: float = 3600.0
-    class_weighting: str = dataclasses.field(
-        default="sqrt", metadata={"choices": CLASS_WEIGHTINGS}
-    )
-    max_len: int | None = None
-    truncating: str = "pre"
-    num_buckets: int | None = None
-    max_words: int | None = None
+    class_weighting: str = dataclasses.field(default="sqrt", metadata={"choices": CLASS_WEIGHTINGS})
     seed: int = 0
     save_every: int = 0
     log_every: int = 20
@@ -84,12 +74,10 @@ class TrainConfig:
                 problems.append(f"{f.name} must be a finite number, got {value}")
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
-        for name in ("epochs", "batch_size", "max_len", "num_buckets", "log_every"):
+        for name in ("epochs", "batch_size", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be >= 1, got {value}")
-        if self.max_words is not None and self.max_words < 3:
-            problems.append(f"max_words must be >= 3, got {self.max_words}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             problems.append(
                 f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}"
@@ -98,8 +86,6 @@ class TrainConfig:
             problems.append(f"time_budget must be >= 0 seconds, got {self.time_budget}")
         if self.learning_rate <= 0:
             problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.truncating not in ("pre", "post"):
-            problems.append(f"truncating must be 'pre' or 'post', got {self.truncating!r}")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         for name in (
@@ -118,17 +104,7 @@ class TrainConfig:
     @property
     def resolved(self) -> bool:
         """True when no field is left to the data (see ``seqclf.recipe``)."""
-        fields = (self.epochs, self.batch_size, self.max_len, self.max_words, self.num_buckets)
-        return None not in fields
-
-    @property
-    def buckets(self) -> list[int]:
-        if self.max_len is None or self.num_buckets is None:
-            raise ValueError(
-                "max_len or num_buckets is None (from the data): resolve the config first "
-                "(seqclf.recipe.resolve_train_config), or give them"
-            )
-        return bucket_boundaries(self.max_len, self.num_buckets)
+        return None not in (self.epochs, self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,5 +112,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """The config ``to_dict`` saved; an unknown key is an error naming it
-        (``seqclf.config_dict``: the rule every configuration follows)."""
-        return config_from_dict(cls, d)
+        (``seqclf.config_dict``: the rule every configuration follows). The text settings a
+        checkpoint from before ``TextConfig`` kept here are dropped: ``TextConfig`` reads them
+        (``TextConfig.from_train_config``)."""
+        return config_from_dict(cls, d, older_keys=TRAIN_FIELDS.values())

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqclf.data.batching import batches, num_batches, pad_batch
+from seqclf.data.preprocessing import TextConfig
 from seqclf.distributed import DataParallel
 from seqclf.head_weights import fit_head_weights, weighted_log_probs
 from seqclf.metrics import classification_metrics
@@ -20,16 +21,21 @@ from seqclf.training.step import eval_step, head_log_probs_step
 
 
 def config_batches(
-    token_ids: Sequence[np.ndarray], labels: np.ndarray | None, config: TrainConfig, **options: Any
+    token_ids: Sequence[np.ndarray],
+    labels: np.ndarray | None,
+    config: TrainConfig,
+    text: TextConfig,
+    **options: Any,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """``batches`` with the batch size, truncation and length buckets of ``config``."""
+    """``batches`` with the batch size of ``config`` and the truncation and length buckets of
+    ``text``."""
     return batches(
         token_ids,
         labels,
         config.batch_size,
-        max_len=config.max_len,
-        truncating=config.truncating,
-        buckets=config.buckets,
+        max_len=text.max_len,
+        truncating=text.truncating,
+        buckets=text.buckets,
         **options,
     )
 
@@ -39,12 +45,13 @@ def evaluate(
     token_ids: Sequence[np.ndarray],
     labels: np.ndarray,
     config: TrainConfig,
+    text: TextConfig,
     *,
     desc: str = "evaluate",
     progress: bool = True,
 ) -> dict[str, float]:
     """Loss, accuracy (and macro-F1 for > 2 classes) over a dataset; no example dropped."""
-    probs = predict_probabilities(state, token_ids, config, desc=desc, progress=progress)
+    probs = predict_probabilities(state, token_ids, config, text, desc=desc, progress=progress)
     return metrics_of(np.asarray(labels), probs)
 
 
@@ -68,6 +75,7 @@ def fit_head_weights_and_evaluate(
     token_ids: Sequence[np.ndarray],
     labels: np.ndarray,
     config: TrainConfig,
+    text: TextConfig,
     *,
     desc: str = "validate",
     progress: bool = True,
@@ -79,7 +87,7 @@ def fit_head_weights_and_evaluate(
     """
     labels = np.asarray(labels)
     log_probs = predict_probabilities(
-        state, token_ids, config, desc=desc, progress=progress, step=head_log_probs_step
+        state, token_ids, config, text, desc=desc, progress=progress, step=head_log_probs_step
     )
     per_head = np.moveaxis(log_probs, 1, 0)  # (K, N, C)
     weights = fit_head_weights(per_head, labels)
@@ -95,6 +103,7 @@ def predict_probabilities(
     state: TrainState,
     token_ids: Sequence[np.ndarray],
     config: TrainConfig,
+    text: TextConfig,
     *,
     desc: str = "predict",
     progress: bool = False,
@@ -102,12 +111,13 @@ def predict_probabilities(
 ) -> np.ndarray:
     """(N, C) class probabilities in input order; the last batch is padded, not dropped.
 
-    Batches of ``config.batch_size`` rows are split over the devices ``state`` is replicated on
-    (see ``create_train_state``); every process gets all N rows. ``step`` gives what is computed
+    Batches of ``config.batch_size`` rows, truncated and padded by ``text``, are split over the
+    devices ``state`` is replicated on (see ``create_train_state``); every process gets all N
+    rows. ``step`` gives what is computed
     per batch (default ``eval_step``; ``head_log_probs_step`` gives (N, K, C)).
     """
     out = []
-    stream = config_batches(token_ids, None, config)
+    stream = config_batches(token_ids, None, config, text)
     total = num_batches(len(token_ids), config.batch_size)
     parallel = DataParallel.of(state)  # the devices the state lives on; batches split over them
     for batch in tqdm(stream, total=total, desc=desc, leave=False, disable=not progress):

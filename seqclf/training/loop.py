@@ -23,8 +23,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqclf.data.batching import batches, num_batches, pad_batch
+from seqclf.data.preprocessing import TextConfig
 from seqclf.distributed import DataParallel, is_primary
-from seqclf.recipe import DataProfile, class_weights, describe, resolve_train_config
+from seqclf.recipe import (
+    DataProfile,
+    class_weights,
+    describe,
+    resolve_text_config,
+    resolve_train_config,
+)
 from seqclf.training import step as steps
 from seqclf.training.callbacks import (
     Callback,
@@ -89,6 +96,7 @@ def train_epoch(
     token_ids: Sequence[np.ndarray],
     labels: np.ndarray,
     config: TrainConfig,
+    text: TextConfig,
     epoch: int,
     *,
     skip_batches: int = 0,
@@ -102,6 +110,7 @@ def train_epoch(
     (donated): use the state returned, not the one passed in.
 
     Args:
+      text: the resolved ``TextConfig`` the batches are truncated and padded by.
       skip_batches: batches of this epoch already done (resuming mid-epoch); ignored with
         ``run`` (``run.progress.batch`` says it).
       progress: show a progress bar (without ``callbacks``).
@@ -119,14 +128,17 @@ def train_epoch(
     """
     alone = callbacks is None
     if run is None:
-        run = Run(config, state, num_batches(len(token_ids), config.batch_size), epoch=epoch)
+        steps_per_epoch = num_batches(len(token_ids), config.batch_size)
+        run = Run(config, state, steps_per_epoch, text, epoch=epoch)
         run.show_progress, run.progress.batch = progress, skip_batches
     if run.progress.running is None:
         run.progress.running = RunningMetrics()
     callbacks = CallbackList([LossGuard(), ProgressBar()]) if alone else callbacks
     if alone:
         callbacks.on_epoch_begin(run)
-    stream = config_batches(token_ids, labels, config, shuffle=True, seed=config.seed, epoch=epoch)
+    stream = config_batches(
+        token_ids, labels, config, text, shuffle=True, seed=config.seed, epoch=epoch
+    )
     parallel = DataParallel.of(run.state)  # the batch is split over the devices of the state
     step_fn = steps.train_step_in_place if run.state.lazy_embedding else steps.train_step
     num_classes = int(np.max(labels, initial=0)) + 1
@@ -180,15 +192,19 @@ def standard_callbacks(
     ])  # fmt: skip
 
 
-def start_run(model: Any, train: Data, config: TrainConfig, progress: bool) -> Run:
-    """A fresh ``Run``: ``config`` resolved from the training split (``seqclf.recipe``, what it
-    chose printed) and the state initialised."""
+def start_run(
+    model: Any, train: Data, config: TrainConfig, text: TextConfig | None, progress: bool
+) -> Run:
+    """A fresh ``Run``: ``config`` and ``text`` resolved from the training split
+    (``seqclf.recipe``, what it chose printed) and the state initialised."""
     train_ids, train_labels = train
     num_classes = getattr(getattr(model, "config", None), "num_classes", None)
     profile = DataProfile.of(
         train_ids, train_labels, num_classes or int(train_labels.max(initial=0)) + 1
     )
+    text, chosen_text = resolve_text_config(text or TextConfig(), profile)
     config, chosen = resolve_train_config(config, profile)
+    chosen = {k: v for k, v in {**chosen_text, **chosen}.items() if k != "vocab_size"}
     show = progress and is_primary()  # one progress bar and log per run, not per host
     if chosen and show:
         tqdm.write(f"Training settings from the data: {describe(chosen)}.")
@@ -199,14 +215,14 @@ def start_run(model: Any, train: Data, config: TrainConfig, progress: bool) -> R
             stacklevel=3,
         )
     steps_per_epoch = num_batches(len(train_ids), config.batch_size)
-    example = next(batches(train_ids[:2], None, 2, max_len=config.max_len, buckets=config.buckets))
+    example = next(batches(train_ids[:2], None, 2, max_len=text.max_len, buckets=text.buckets))
     state = create_train_state(model, config, config.epochs * steps_per_epoch, example)
-    return Run(config, state, steps_per_epoch, show_progress=show)
+    return Run(config, state, steps_per_epoch, text, show_progress=show)
 
 
 def fit(
-    model: Any, train: Data, valid: Data, config: TrainConfig, *, store: Any | None = None,
-    meta: dict[str, Any] | None = None, resume: bool = False,
+    model: Any, train: Data, valid: Data, config: TrainConfig, *, text: TextConfig | None = None,
+    store: Any | None = None, meta: dict[str, Any] | None = None, resume: bool = False,
     output_dir: str | Path | None = None, progress: bool = True,
     resume_hint: str | None = None, exit_message: str | None = None,
     callbacks: Sequence[Callback] = (),
@@ -217,6 +233,8 @@ def fit(
       model: a Flax module taking ``(tokens, lengths, train=...)``.
       train, valid: ``(token_ids, labels)`` pairs (lists of (T_i,) int arrays, (N,) ints).
       config: the ``TrainConfig``; fields left at None are resolved from ``train``.
+      text: the ``TextConfig`` the batches are truncated and padded by (its fields left at None,
+        or all of it when None, resolved from ``train``; the vocabulary is not built here).
       store: a ``CheckpointStore`` (None: no checkpoints); ``meta``: saved with each one.
       resume: continue from the latest checkpoint in ``store``.
       output_dir: where ``metrics.jsonl`` and ``training_curves.png`` go (None: nowhere).
@@ -237,7 +255,7 @@ def fit(
     if len(train[0]) == 0 or len(valid[0]) == 0:
         raise ValueError(f"the {'training' if len(train[0]) == 0 else 'validation'} set is empty")
     train = (train[0], np.asarray(train[1]))
-    run = start_run(model, train, config, progress)
+    run = start_run(model, train, config, text, progress)
     hooks = standard_callbacks(
         model, run, train, valid, store=store, meta=meta, resume=resume, output_dir=output_dir,
         resume_hint=resume_hint, exit_message=exit_message, extra=callbacks,
@@ -254,14 +272,15 @@ def fit(
             if run.progress.running is None or run.progress.batch == 0:
                 run.progress.running = RunningMetrics()
             _, train_metrics, done = train_epoch(
-                run.state, *train, run.config, epoch, run=run, callbacks=hooks
+                run.state, *train, run.config, run.text, epoch, run=run, callbacks=hooks
             )
             hooks.on_epoch_trained(run, train_metrics)
             if run.stop_reason is not None and done < run.steps_per_epoch:
                 break  # stopped within the epoch: no validation of a part of it
             run.validation = hooks.on_validate(run) or evaluate(
-                run.state, *valid, run.config, desc="validate", progress=run.show_progress
-            )
+                run.state, *valid, run.config, run.text, desc="validate",
+                progress=run.show_progress,
+            )  # fmt: skip
             run.history.append(epoch_record(run, train_metrics, started))
             run.progress.epoch_done(run.validation["accuracy"])
             hooks.on_epoch_end(run, run.history[-1])

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from seqclf.data.preprocessing import TextConfig
 from seqclf.training.config import TrainConfig
 from seqclf.training.state import TrainState
 
@@ -107,6 +108,7 @@ class Run:
       config: the (resolved) ``TrainConfig``.
       state: the current ``TrainState`` (callbacks may replace it, e.g. with fitted weights).
       steps_per_epoch: batches per epoch.
+      text: the (resolved) ``TextConfig`` the batches are truncated and padded by.
       progress: where the run is (``Progress``).
       history: one record (dict) per finished epoch, as ``metrics.jsonl`` holds them.
       show_progress: whether bars and progress notes are shown (this process, if primary).
@@ -122,6 +124,7 @@ class Run:
     config: TrainConfig
     state: TrainState = dataclasses.field(repr=False)  # a short repr: no parameter arrays
     steps_per_epoch: int
+    text: TextConfig | None = None
     progress: Progress = dataclasses.field(default_factory=Progress)
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list, repr=False)
     show_progress: bool = True

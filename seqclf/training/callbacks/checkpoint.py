@@ -108,6 +108,7 @@ class Checkpoint(Callback):
                 {
                     **self.meta,
                     "train_config": run.config.to_dict(),
+                    **({"text_config": run.text.to_dict()} if run.text is not None else {}),
                     "progress": run.progress.to_dict(),
                     "history": run.history,
                 },

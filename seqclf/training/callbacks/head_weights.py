@@ -42,7 +42,7 @@ class FitNbsvmHead(Callback):
 
         cfg = self.model.config
         head, report = fit_nbsvm(
-            self.train, self.valid, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, run.config
+            self.train, self.valid, cfg.num_classes, cfg.nb_buckets, cfg.nb_ngrams, run.text
         )
         if run.show_progress:
             tqdm.write(report)
@@ -66,7 +66,7 @@ class FitHeadWeights(Callback):
         if run.state.heads.head_weights is None:
             return None
         run.state, metrics = fit_head_weights_and_evaluate(
-            run.state, *self.valid, run.config, progress=run.show_progress
+            run.state, *self.valid, run.config, run.text, progress=run.show_progress
         )
         return metrics
 
