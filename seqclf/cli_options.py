@@ -1,13 +1,14 @@
 """Command-line options generated from the configuration dataclasses, so they cannot drift.
 
 Each field of ``ClassifierConfig`` (but ``vocab_size`` and ``num_classes``, which the data
-decides), of ``TextConfig`` and of ``TrainConfig`` is one flag: ``--hidden-size`` for
-``hidden_size``, its type from the annotation (``int | None`` is an int; ``tuple[int, ...]`` is
-comma-separated integers), its help from the class docstring's ``Attributes:`` entry, its
-choices from the field's ``metadata["choices"]`` (the same tuple ``__post_init__`` validates
-against), and ``--flag/--no-flag`` for a bool. The default is shown once, at the end of the
+decides), of ``TextConfig``, of ``TrainConfig`` and of ``ServeSettings`` (``seqclf serve``) is
+one flag: ``--hidden-size`` for ``hidden_size`` (or the name ``FLAGS`` gives it), its type from
+the annotation (``int | None`` is an int; ``tuple[int, ...]`` is comma-separated integers), its
+help from the class docstring's ``Attributes:`` entry, its choices from the field's
+``metadata["choices"]`` (the same tuple ``__post_init__`` validates against), and
+``--flag/--no-flag`` for a bool. The default is shown once, at the end of the
 help; a field whose default comes from the training data (None, or fitted by ``seqclf.recipe``)
-says so.
+says so, and another None default is shown as its entry's "None: ...".
 
 The other option groups of ``seqclf train`` (data, several machines) are here too; the
 commands themselves are in ``seqclf.commands``.
@@ -27,6 +28,7 @@ from typing import Any
 
 from seqclf.data.preprocessing import TextConfig
 from seqclf.model import ClassifierConfig
+from seqclf.serve_settings import ServeSettings
 from seqclf.training import TrainConfig
 
 # Fields the data sets (the vocabulary's size, the classes): never a flag.
@@ -39,7 +41,13 @@ FROM_DATA = {"pool_size", "nb_buckets"}
 RUN_OPTIONS = {"resume", "no_progress"}
 # Older names of flags, still accepted.
 ALIASES = {(TextConfig, "vocab_size"): ["--max-words"]}
+# Flags not named after their field: the seconds of ServeSettings, like --graceful-timeout.
+FLAGS = {
+    (ServeSettings, "read_timeout_s"): "--read-timeout",
+    (ServeSettings, "retry_after_s"): "--retry-after",
+}
 GROUPS = ("model", "text", "training")
+SERVE_GROUP = "limits and batching"
 
 
 class DefaultsOnce(argparse.ArgumentDefaultsHelpFormatter):
@@ -72,13 +80,17 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _help_text(doc: str) -> str:
-    """A docstring entry as help: no reST markup, no "None: from the data" (said once, at the
-    end), and ``%`` escaped for argparse."""
+def _help_text(doc: str) -> tuple[str, str]:
+    """(a docstring entry as help, how a None default is shown): no reST markup, no "None: ..."
+    (said once, at the end, as the default), and ``%`` escaped for argparse."""
     text = doc.replace("``", "")
+    none_shown = "from the data"
     text = re.sub(r"[;,]?\s*None: from the data(?: \([^)]*\))?\.?", "", text).strip()
+    other = re.search(r"[;,]\s*None: (.+?)\.?$", text)  # e.g. "; None: the predictor's ..."
+    if other:
+        none_shown, text = other.group(1), text[: other.start()]
     text = text[:-1] if text.endswith(".") else text  # "(default: ...)" follows
-    return text.replace("%", "%%")
+    return text.replace("%", "%%"), none_shown.replace("%", "%%")
 
 
 def _option_type(hint: Any) -> tuple[Any, bool]:
@@ -92,8 +104,9 @@ def _option_type(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def option_name(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
+def option_name(field_name: str, cls: type | None = None) -> str:
+    """``--hidden-size`` for ``hidden_size`` (or the flag ``FLAGS`` gives the field of ``cls``)."""
+    return FLAGS.get((cls, field_name), "--" + field_name.replace("_", "-"))
 
 
 def add_config_options(
@@ -107,7 +120,8 @@ def add_config_options(
     """One flag per field of dataclass ``cls`` (but ``exclude``), in a group named ``title``.
 
     ``defaults``: an instance whose values are the flags' defaults (a None default is shown as
-    "from the data": ``fit`` resolves it from the training split).
+    its docstring entry's "None: ...", else as "from the data": ``fit`` resolves it from the
+    training split).
     """
     group = parser.add_argument_group(title)
     docs = field_docs(cls)
@@ -115,24 +129,26 @@ def add_config_options(
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
-        names = [option_name(f.name), *ALIASES.get((cls, f.name), [])]
+        names = [option_name(f.name, cls), *ALIASES.get((cls, f.name), [])]
         kind, is_bool = _option_type(hints[f.name])
         default = getattr(defaults, f.name)
-        help_text = _help_text(docs.get(f.name, ""))
+        help_text, none_shown = _help_text(docs.get(f.name, ""))
         if is_bool:
             action = group.add_argument(
-                *names, action=argparse.BooleanOptionalAction, default=default
+                *names, action=argparse.BooleanOptionalAction, dest=f.name, default=default
             )
             # Set after creation: some Python versions append their own "(default: ...)".
             action.help = f"{help_text} (default: %(default)s)"
             continue
-        shown = "from the data" if default is None else "%(default)s"
+        shown = none_shown if default is None else "%(default)s"
         if isinstance(default, tuple):
             shown = ",".join(map(str, default))
         choices = f.metadata.get("choices")
         group.add_argument(
             *names,
             dest=f.name,
+            # A renamed flag's metavar: its name, not the field's (others: argparse's own).
+            metavar=names[0][2:].replace("-", "_").upper() if (cls, f.name) in FLAGS else None,
             type=kind,
             default=default,
             choices=list(choices) if choices else None,
@@ -161,6 +177,28 @@ def add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig)
         help="continue the run in --output-dir from its last checkpoint",
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_serve_options(
+    parser: argparse.ArgumentParser, defaults: ServeSettings | None = None
+) -> argparse._ArgumentGroup:
+    """--batching, --max-wait-ms, ..., --read-timeout, --retry-after: every ``ServeSettings``
+    field (the limits and batching of ``seqclf serve``)."""
+    return add_config_options(parser, ServeSettings, SERVE_GROUP, defaults or ServeSettings())
+
+
+def config_from(args: argparse.Namespace, cls: type, *, exclude: set[str] = frozenset()) -> Any:
+    """A ``cls`` of the options given for its fields (the rest at their defaults).
+
+    Raises:
+      ValueError: ``cls`` rejects a value; the message names the flags instead of the fields.
+    """
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
+    try:
+        return cls(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+    except ValueError as err:
+        fields = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+        raise ValueError(fields.sub(lambda m: option_name(m.group(1), cls), str(err))) from None
 
 
 def config_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:

@@ -29,44 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
 from seqclf.batcher import MicroBatcher, QueueFull, ShuttingDown
+from seqclf.serve_settings import ServeSettings
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's own application log, so one stream
 DRAIN_FACTOR = 4  # a body over the limit is read (and dropped) up to this many times the limit
-
-
-@dataclasses.dataclass(frozen=True)
-class ServeSettings:
-    """Limits and batching of one server (the ``seqclf serve`` options).
-
-    Attributes:
-      batching: gather concurrent requests into shared predictor calls.
-      max_wait_ms: how long a first request waits for others to join its batch.
-      max_batch_texts: texts gathered at most per call (None: the predictor's batch size).
-      max_queue: requests that may wait; more answer 503.
-      threads: worker threads when batching is off.
-      max_texts: texts per request (413 above).
-      max_chars: characters per text (413 above).
-      max_explain_texts: texts per request when explanations are asked for (413 above).
-      max_body_bytes: request body size (413 above).
-      read_timeout_s: time to receive the whole body (408 after).
-      explain_steps: integrated-gradients steps of each explanation.
-      warm_up_explain: also compile the explanation's shapes at start-up.
-      retry_after_s: the ``Retry-After`` of a 503.
-    """
-
-    batching: bool = True
-    max_wait_ms: float = 5.0
-    max_batch_texts: int | None = None
-    max_queue: int = 256
-    threads: int = 4
-    max_texts: int = 256
-    max_chars: int = 100_000
-    max_explain_texts: int = 16
-    max_body_bytes: int = 8 * 2**20
-    read_timeout_s: float = 10.0
-    explain_steps: int = 32
-    warm_up_explain: bool = True
-    retry_after_s: int = 1
 
 
 class PredictRequest(BaseModel):
