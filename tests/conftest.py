@@ -4,10 +4,11 @@ Most of the suite's time is XLA compiling the same few tiny models again: in eve
 subprocess, in every new ``Predictor`` (its functions are jitted per instance) and in every
 pytest-xdist worker. A persistent compilation cache shared by all of them (an empty folder made
 for this session, so a run's time never depends on an earlier run) compiles each program once.
-A cached executable is the program a fresh compile gives (``tests/test_reliability.py`` relies
-on that for bitwise equality too); the one test that needs a real compilation, the Ctrl-C
-during XLA's compile in ``tests/test_run_faults.py``, removes ``JAX_COMPILATION_CACHE_*`` from
-its subprocess's environment. A cache dir already set in the environment is used as it is.
+And XLA compiles without LLVM's optimisations (below). A cached executable is the program a
+fresh compile gives (``tests/test_reliability.py`` relies on that for bitwise equality too);
+the one test that needs a real compilation, the Ctrl-C during XLA's compile in
+``tests/test_run_faults.py``, removes ``JAX_COMPILATION_CACHE_*`` from its subprocess's
+environment. A cache dir already set in the environment is used as it is.
 """
 
 import os
@@ -27,6 +28,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     # JAX's default threshold of 1 s each, and there are hundreds of them.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+# Compile without LLVM's optimisations: the test models are tiny, so what a test waits for is
+# XLA compiling them, not running them (tests/test_fused.py: 88 s -> 65 s on 2 cores). XLA's
+# own graph passes and fusions are unchanged, only LLVM's code generation does less; every
+# tolerance stays as it is. Benchmarks and users keep the default. Subprocesses inherit it.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
 
 
 # The longest files first (their total time in a full run with -n 2, 2026-12-02, on 2 shared
