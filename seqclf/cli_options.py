@@ -35,8 +35,6 @@ from seqclf.training import TrainConfig
 NOT_OPTIONS = {"vocab_size", "num_classes"}
 # ClassifierConfig fields that seqclf.recipe fits to the data when they are not given.
 FROM_DATA = {"pool_size", "nb_buckets"}
-# Choices of fields whose class cannot carry them in its fields' metadata yet (TrainConfig
-# lives in seqclf.train); the same tuples its __post_init__ validates against.
 # Command options that live in an options group without being a config field.
 RUN_OPTIONS = {"resume", "no_progress"}
 # Older names of flags, still accepted.

@@ -13,6 +13,7 @@ dict with each checkpoint. Reading one back:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -50,3 +51,16 @@ def config_from_dict(
         )
     given = {k: v for k, v in d.items() if k in known}
     return cls(**{**(before_field or {}), **given})
+
+
+def reject_non_finite(config: Any, what: str) -> None:
+    """Raise ``ValueError("invalid <what>: <field> must be a finite number, got nan; ...")`` if a
+    float field of the dataclass ``config`` is NaN or infinite. Called first in a config's
+    ``__post_init__``: NaN passes every range comparison after it."""
+    problems = [
+        f"{f.name} must be a finite number, got {value}"
+        for f in dataclasses.fields(config)
+        if isinstance(value := getattr(config, f.name), float) and not math.isfinite(value)
+    ]
+    if problems:
+        raise ValueError(f"invalid {what}: " + "; ".join(problems))

@@ -8,7 +8,8 @@ extra; ``seqclf.serve`` re-exports it.
 from __future__ import annotations
 
 import dataclasses
-import math
+
+from seqclf.config_dict import reject_non_finite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +49,8 @@ class ServeSettings:
     retry_after_s: int = 1
 
     def __post_init__(self) -> None:
+        reject_non_finite(self, "serve settings")  # first: NaN passes every comparison
         problems = []
-        for f in dataclasses.fields(self):  # NaN passes every comparison below: reject it first
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                problems.append(f"{f.name} must be a finite number, got {value}")
-        if problems:
-            raise ValueError("invalid serve settings: " + "; ".join(problems))
         at_least_one = (
             "max_queue",
             "threads",

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from seqclf.config_dict import config_from_dict
+from seqclf.config_dict import config_from_dict, reject_non_finite
 from seqclf.data.preprocessing import TRAIN_FIELDS
 
 CLASS_WEIGHTINGS = ("sqrt", "balanced", "none")
@@ -67,13 +66,8 @@ class TrainConfig:
     log_every: int = 20
 
     def __post_init__(self) -> None:
+        reject_non_finite(self, "training configuration")  # first: NaN passes every comparison
         problems = []
-        for f in dataclasses.fields(self):  # NaN passes every comparison below: reject it first
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                problems.append(f"{f.name} must be a finite number, got {value}")
-        if problems:
-            raise ValueError("invalid training configuration: " + "; ".join(problems))
         for name in ("epochs", "batch_size", "log_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
