@@ -11,7 +11,6 @@ every epoch they are fitted on the validation split by minimising its cross-entr
 from __future__ import annotations
 
 import numpy as np
-import scipy.optimize
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -57,6 +56,8 @@ def fit_head_weights(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         # d loss / d w_k = mean_n ( E_p[log p_k] - log p_k[label] )
         grad = (np.einsum("knc,nc->kn", log_probs, probs) - picked).mean(axis=1)
         return float(loss), grad
+
+    import scipy.optimize  # here, not at the top: 0.6 s to import, and only fitting needs it
 
     result = scipy.optimize.minimize(
         loss_and_grad,
