@@ -80,6 +80,7 @@ class ExportedModel:
             max_len=self.max_len,
             truncating=self.truncating,
             buckets=self.buckets,
+            sort_by_length=True,  # as Predictor: each batch padded to its own rows' bucket
         )
         for batch in stream:
             # Padded to batch_size, as Predictor does: one compiled shape per bucket.

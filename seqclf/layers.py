@@ -268,11 +268,14 @@ class NaiveBayesBag(nn.Module):
         counts = self.param("counts", nn.initializers.zeros, shape, jnp.float32)
         weights = self.param("weights", nn.initializers.zeros, shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.num_classes,), jnp.float32)
-        ids, first, where = ops.distinct_ngrams(tokens, lengths, self.max_n, self.buckets)
-        present = first.astype(jnp.float32)
-        if token_weights is not None:
+        if token_weights is None:  # the usual forward: no need to know where each n-gram was
+            ids, first = ops.distinct_ngram_ids(tokens, lengths, self.max_n, self.buckets)
+            present = first.astype(jnp.float32)
+        else:
+            ids, first, where = ops.distinct_ngrams(tokens, lengths, self.max_n, self.buckets)
             grid = ops.ngram_token_weights(token_weights.astype(jnp.float32), self.max_n)
-            present = present * jnp.take_along_axis(grid.reshape(present.shape), where, axis=1)
+            weight = jnp.take_along_axis(grid.reshape(first.shape), where, axis=1)
+            present = first.astype(jnp.float32) * weight
         ids = jnp.minimum(ids, self.buckets - 1)  # absent entries (masked) read any bucket
         ratios = ops.selected_log_count_ratios(counts[ids], counts.sum(axis=0), self.buckets)
         evidence = ratios * weights[ids]  # (B, T * max_n, C)

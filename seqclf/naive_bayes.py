@@ -1,7 +1,7 @@
 """Fitting the NBSVM head as NBSVM is fitted: count, scale, then logistic regression.
 
 Wang & Manning's recipe (NBSVM-LR): each text is the set of its distinct n-grams (here hashed into
-the head's buckets by the model's own ``seqclf.ops.distinct_ngrams``, on the texts as the model
+the head's buckets by the model's own ``seqclf.ops.distinct_ngram_ids``, on the texts as the model
 sees them), each feature scaled by its naive-Bayes log-count ratio, then an L2-regularised
 logistic regression is fitted to the training split by L-BFGS (a convex problem, solved to
 convergence, not by the gradient steps that train the other heads). The regularisation strength
@@ -33,8 +33,7 @@ MAX_ITERATIONS = 300
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _distinct(tokens: jax.Array, lengths: jax.Array, max_n: int, buckets: int):
-    ids, first, _ = ops.distinct_ngrams(tokens, lengths, max_n, buckets)
-    return ids, first
+    return ops.distinct_ngram_ids(tokens, lengths, max_n, buckets)
 
 
 def bag_matrix(

@@ -162,7 +162,8 @@ class Predictor:
     def iter_predict_proba(
         self, texts: Iterable[str], batch_size: int | None = None, head: str | None = None
     ) -> Iterator[np.ndarray]:
-        """Stream (b, C) probability blocks, in input order, reading ``texts`` lazily.
+        """Stream (b, C) probability blocks (one per ``CHUNK_TEXTS`` texts), in input order,
+        reading ``texts`` lazily.
 
         ``head``: one of ``config.heads`` (e.g. ``"recurrent_head"``, the CNN-LSTM) for that
         head's own probabilities instead of the stacked prediction.
@@ -189,6 +190,9 @@ class Predictor:
             ids = _encode(self.vocabulary, chunk, offset)
             empty.see(ids, offset)
             offset += len(chunk)
+            # Sorted by length within the chunk, each batch is padded to its own rows' bucket
+            # (IMDB's test reviews: 7.2 M padded steps instead of 15.0 M in input order); the rows
+            # go back to input order below. A text's probabilities do not depend on its batch.
             stream = batches(
                 ids,
                 None,
@@ -196,7 +200,9 @@ class Predictor:
                 max_len=self.max_len,
                 truncating=self.truncating,
                 buckets=self.buckets,
+                sort_by_length=True,
             )
+            block = np.zeros((len(chunk), len(self.classes)), np.float32)
             for batch in stream:
                 padded, n_real = pad_batch(batch, batch_size)
                 tokens, lengths = jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
@@ -204,7 +210,8 @@ class Predictor:
                     probs = self._forward(self._params, tokens, lengths)
                 else:
                     probs = self._head_forward(self._params, tokens, lengths, head)
-                yield np.asarray(probs)[:n_real]
+                block[batch["index"]] = np.asarray(probs)[:n_real]
+            yield block
         empty.warn(offset)
 
     def predict_proba(

@@ -480,17 +480,16 @@ def test_bucket_boundaries_and_num_batches():
         num_batches(10, 0)
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("order", ["input", "shuffle", "by_length"])
 @pytest.mark.parametrize("truncating", ["pre", "post"])
-def test_batches_cover_every_index_with_correct_padding(shuffle, truncating):
+def test_batches_cover_every_index_with_correct_padding(order, truncating):
     seqs = _sequences(103)
     labels = np.arange(103) % 3
     buckets = [8, 16, 24]
     seen = []
+    options = {"shuffle": order == "shuffle", "sort_by_length": order == "by_length"}
     out = list(
-        batches(
-            seqs, labels, 10, max_len=20, truncating=truncating, buckets=buckets, shuffle=shuffle
-        )
+        batches(seqs, labels, 10, max_len=20, truncating=truncating, buckets=buckets, **options)
     )
     assert len(out) == num_batches(103, 10)
     for b in out:
@@ -507,8 +506,13 @@ def test_batches_cover_every_index_with_correct_padding(shuffle, truncating):
             assert (row[n:] == PAD).all()  # padding at the end
         seen.extend(index.tolist())
     assert sorted(seen) == list(range(103))  # every index exactly once
-    if not shuffle:
+    if order == "input":
         assert seen == list(range(103))  # original order, for predictions
+    if order == "by_length":  # shortest first, ties in input order: each batch pads least
+        assert seen == sorted(range(103), key=lambda i: (min(len(seqs[i]), 20), i))
+        assert sum(b["tokens"].shape[1] for b in out) < sum(
+            b["tokens"].shape[1] for b in batches(seqs, None, 10, max_len=20, buckets=buckets)
+        )
 
 
 def test_shuffled_batches_depend_only_on_seed_and_epoch():

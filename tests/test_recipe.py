@@ -152,6 +152,24 @@ def test_nbsvm_features_count_each_ngram_once():
     assert int(first.sum()) == 3  # "5", "5 5" and "5 5 5", each once
 
 
+def test_the_sort_only_distinct_ngrams_are_the_argsorted_ones():
+    """distinct_ngram_ids (the prediction path: a sort of the ids alone) gives exactly the ids and
+    first-occurrence mask of distinct_ngrams (an argsort), padding and repeats included."""
+    rng = np.random.default_rng(3)
+    tokens = jnp.asarray(rng.integers(0, 6, (5, 11)), jnp.int32)  # few words: many repeats
+    lengths = jnp.array([11, 7, 1, 0, 4])
+    for buckets in (7, 1 << 20):
+        ids, first, _ = ops.distinct_ngrams(tokens, lengths, 3, buckets)
+        fast_ids, fast_first = ops.distinct_ngram_ids(tokens, lengths, 3, buckets)
+        np.testing.assert_array_equal(fast_ids, ids)
+        np.testing.assert_array_equal(fast_first, first)
+        hashed = ops.hashed_ngrams(tokens, lengths, 3, buckets)
+        flat, valid = (np.asarray(a).reshape(5, -1) for a in hashed)
+        for row in range(5):  # each row's distinct buckets, each once
+            expected = sorted(set(flat[row][valid[row]].tolist()))
+            assert np.asarray(fast_ids)[row][np.asarray(fast_first)[row]].tolist() == expected
+
+
 def test_log_count_ratios_are_wang_and_mannings():
     counts = np.array([[3.0, 0.0], [1.0, 2.0], [0.0, 0.0]])
     p = 1 + counts[:, 1]

@@ -102,6 +102,7 @@ def batches(
     seed: int = 0,
     epoch: int = 0,
     drop_remainder: bool = False,
+    sort_by_length: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Padded batches of one epoch (see the module docstring for the arrays).
 
@@ -118,6 +119,11 @@ def batches(
         within windows of ``SORT_WINDOW_BATCHES`` batches, cuts batches and shuffles their order.
       seed, epoch: the shuffle is a function of both, nothing else.
       drop_remainder: leave out the last, smaller batch.
+      sort_by_length: without ``shuffle``: rows sorted by length (stable) before the batches are
+        cut, so that each batch is padded only to its own rows' bucket instead of its longest
+        neighbour's (IMDB's 25,000 test reviews in batches of 64: 37 of 391 batches at the
+        longest bucket instead of all 391, half the padded steps); ``index`` says where each
+        row goes back. For predictions over many texts.
 
     Returns:
       An iterator over dicts ``{"tokens", "lengths", "labels", "index"}``. Arguments are checked
@@ -148,7 +154,8 @@ def batches(
         groups = _epoch_order(lengths, batch_size, seed, epoch, drop_remainder)
     else:
         stop = n - n % batch_size if drop_remainder else n
-        groups = [np.arange(lo, min(lo + batch_size, stop)) for lo in range(0, stop, batch_size)]
+        order = np.argsort(lengths[:stop], kind="stable") if sort_by_length else np.arange(stop)
+        groups = [order[lo : lo + batch_size] for lo in range(0, stop, batch_size)]
 
     def generate() -> Iterator[dict[str, np.ndarray]]:
         for rows in groups:

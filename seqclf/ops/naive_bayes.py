@@ -65,6 +65,35 @@ def hashed_ngrams(tokens: jax.Array, lengths: jax.Array, max_n: int, buckets: in
     return jnp.stack(ids, axis=-1), jnp.stack(valid, axis=-1)
 
 
+def _flat_ngram_ids(tokens: jax.Array, lengths: jax.Array, max_n: int, buckets: int):
+    """(B, T * max_n) bucket ids of ``hashed_ngrams``; ``buckets`` (past the end) where absent."""
+    ids, valid = hashed_ngrams(tokens, lengths, max_n, buckets)
+    batch, steps = tokens.shape
+    return jnp.where(valid, ids, buckets).reshape(batch, steps * max_n)
+
+
+def _first_occurrences(sorted_ids: jax.Array, buckets: int) -> jax.Array:
+    """True at the first of each run of equal ids in each sorted row (absent ones left out)."""
+    batch = sorted_ids.shape[0]
+    new = jnp.concatenate(
+        [jnp.ones((batch, 1), bool), sorted_ids[:, 1:] != sorted_ids[:, :-1]], axis=1
+    )
+    return new & (sorted_ids < buckets)
+
+
+def distinct_ngram_ids(
+    tokens: jax.Array, lengths: jax.Array, max_n: int, buckets: int
+) -> tuple[jax.Array, jax.Array]:
+    """``distinct_ngrams`` without ``where``: ``(ids, first)``, each (B, T * max_n).
+
+    The same two arrays, from a sort of the ids alone. What a prediction needs: XLA:CPU sorts
+    one operand about 5x faster than it argsorts (B 64, T 600, max_n 3: 5.4 against 26 ms on
+    2 cores), because an argsort sorts (id, position) pairs through a comparator call each.
+    """
+    ids = jnp.sort(_flat_ngram_ids(tokens, lengths, max_n, buckets), axis=1)
+    return ids, _first_occurrences(ids, buckets)
+
+
 def distinct_ngrams(
     tokens: jax.Array, lengths: jax.Array, max_n: int, buckets: int
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -80,15 +109,13 @@ def distinct_ngrams(
       ``(ids, first, where)``, each (B, T * max_n): bucket ids sorted within each row, a mask
       that is True at the first occurrence of each bucket present in the text (so each counts
       once), and where each entry came from in the (T, max_n) grid of ``hashed_ngrams``
-      flattened (step ``where // max_n``, n-gram length ``where % max_n + 1``).
+      flattened (step ``where // max_n``, n-gram length ``where % max_n + 1``). Without the
+      need for ``where``, ``distinct_ngram_ids`` gives the first two faster.
     """
-    ids, valid = hashed_ngrams(tokens, lengths, max_n, buckets)
-    batch, steps = tokens.shape
-    flat = jnp.where(valid, ids, buckets).reshape(batch, steps * max_n)  # absent: past the end
+    flat = _flat_ngram_ids(tokens, lengths, max_n, buckets)
     order = jnp.argsort(flat, axis=1, stable=True)
     ids = jnp.take_along_axis(flat, order, axis=1)
-    new = jnp.concatenate([jnp.ones((batch, 1), bool), ids[:, 1:] != ids[:, :-1]], axis=1)
-    return ids, new & (ids < buckets), order
+    return ids, _first_occurrences(ids, buckets), order
 
 
 def ngram_token_weights(token_weights: jax.Array, max_n: int) -> jax.Array:

@@ -116,12 +116,15 @@ def predict_probabilities(
     rows. ``step`` gives what is computed
     per batch (default ``eval_step``; ``head_log_probs_step`` gives (N, K, C)).
     """
-    out = []
-    stream = config_batches(token_ids, None, config, text)
+    out = None
+    stream = config_batches(token_ids, None, config, text, sort_by_length=True)
     total = num_batches(len(token_ids), config.batch_size)
     parallel = DataParallel.of(state)  # the devices the state lives on; batches split over them
     for batch in tqdm(stream, total=total, desc=desc, leave=False, disable=not progress):
         padded, n_real = pad_batch(batch, config.batch_size)
         probs = step(state, parallel.shard({k: padded[k] for k in ("tokens", "lengths")}))
-        out.append(parallel.gather(probs)[:n_real])
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        probs = parallel.gather(probs)[:n_real]
+        if out is None:
+            out = np.zeros((len(token_ids), *probs.shape[1:]), probs.dtype)
+        out[batch["index"]] = probs  # the batches come sorted by length: back to input order
+    return out if out is not None else np.zeros((0, 0), np.float32)
