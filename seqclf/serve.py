@@ -162,15 +162,18 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 
 
 def warm_up(predictor: Any, settings: ServeSettings) -> int:
-    """Compile every shape a request can need: one call per length bucket (the predictor pads
-    each call to its batch size, so (batch_size, bucket) are all the shapes), for predictions
-    and, if asked and possible, explanations. Returns the number of calls made."""
+    """Compile every shape a request can need: one call per length bucket and row size (the
+    predictor pads each device call to one of its ``row_sizes``, so (rows, bucket) are all the
+    shapes), for predictions and, if asked and possible, explanations. Returns the number of
+    calls made."""
     buckets = list(getattr(predictor, "buckets", None) or [predictor.max_len])
     texts = [" ".join(["a"] * b) for b in buckets]  # b tokens: exactly bucket b
+    row_sizes = getattr(predictor, "row_sizes", (1,))
     calls = 0
-    for text in texts:
-        predictor.predict_proba([text])
-        calls += 1
+    for rows in row_sizes:
+        for text in texts:
+            predictor.predict_proba([text] * rows)  # `rows` texts: padded to exactly `rows`
+            calls += 1
     if settings.warm_up_explain and hasattr(predictor, "explain"):
         for text in texts:
             predictor.explain([text], steps=settings.explain_steps)

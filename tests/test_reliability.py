@@ -552,6 +552,28 @@ def test_a_predictor_shared_by_threads_gives_single_thread_results(predictor):
         np.testing.assert_array_equal(probs, expected)  # bitwise
 
 
+def test_a_small_call_runs_in_half_the_rows_and_predicts_the_same(predictor):
+    """A call of at most half a batch is padded to half the rows (row_sizes), and its texts get
+    what they get among a full batch of others; the results go back in input order."""
+    texts, _ = synthetic_reviews(80, seed=11)
+    rows = {r: [] for r in predictor.row_sizes}
+    forward = predictor._forward
+    try:  # record the rows of every device call
+        predictor._forward = lambda p, tokens, lengths: rows[tokens.shape[0]].append(1) or forward(
+            p, tokens, lengths
+        )
+        few = predictor.predict_proba(texts[:5])
+        assert len(rows[predictor.batch_size // 2]) == 1 and not rows[predictor.batch_size]
+        many = predictor.predict_proba(texts)  # 80 texts: a full batch and a half one
+        assert len(rows[predictor.batch_size]) == 1 and len(rows[predictor.batch_size // 2]) == 2
+    finally:
+        predictor._forward = forward
+    assert predictor.row_sizes == (predictor.batch_size // 2, predictor.batch_size)
+    np.testing.assert_allclose(few, many[:5], atol=1e-6)
+    one_by_one = np.concatenate([predictor.predict_proba([t]) for t in texts[:8]])
+    np.testing.assert_allclose(one_by_one, many[:8], atol=1e-6)
+
+
 def test_ten_thousand_texts_stream_without_being_held(predictor):
     base, _ = synthetic_reviews(50, seed=9)
     consumed = 0

@@ -324,8 +324,8 @@ def run_dir(tmp_path_factory) -> Path:
 def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
     """After the app's start-up no request compiles anything: neither a prediction nor an
     explanation, whatever the texts' lengths (jit caches counted before and after)."""
-    predictor = seqclf.load(run_dir, batch_size=8)
-    assert len(predictor.buckets) == 2
+    predictor = seqclf.load(run_dir, batch_size=16)
+    assert len(predictor.buckets) == 2 and predictor.row_sizes == (8, 16)
     texts = ["great", "the film was " * 3, "awful " * 40, "", "fine and loved " * 9] * 3
     with LiveServer(create_app(predictor, ServeSettings(explain_steps=8))) as live:
         compiled = predictor._forward._cache_size()
@@ -334,7 +334,7 @@ def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
         explain_status, explained = predict(live.port, texts[:5], explain=True)
         _, _, model = call(live.port, "GET", "/v1/model")
         _, _, health = call(live.port, "GET", "/healthz")
-    assert compiled == len(predictor.buckets)
+    assert compiled == len(predictor.buckets) * len(predictor.row_sizes)  # 8 or 16 rows each
     # The integrated-gradients function is shared by every predictor of one model configuration
     # in a process, so other tests may have compiled more shapes of it already.
     assert explain_compiled >= len(predictor.buckets)
@@ -346,7 +346,7 @@ def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
     got = [[p["probabilities"][c] for c in predictor.classes] for p in body["predictions"]]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert [p["label"] for p in body["predictions"]] == predictor.predict(texts)
-    # 15 texts of one request: one predictor call (2 device calls of 8)
+    # 15 texts of one request: one predictor call (one device call of 16 rows)
     assert health["texts"] == 15 + 5 and health["calls"] == 2
 
     assert explain_status == 200, explained
@@ -361,7 +361,7 @@ def test_real_model_every_shape_is_compiled_at_start_up(run_dir):
     assert len(explained["predictions"][2]["explanation"]["tokens"]) == 24  # truncated
 
     assert model["classes"] == ["neg", "pos"] and model["config"]["hidden_size"] == 8
-    assert model["max_len"] == 24 and model["batch_size"] == 8 and model["explain"] is True
+    assert model["max_len"] == 24 and model["batch_size"] == 16 and model["explain"] is True
     assert set(model["versions"]) >= {"seqclf", "jax", "python"}
 
 
