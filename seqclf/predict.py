@@ -210,7 +210,7 @@ class Predictor:
                 buckets=self.buckets,
                 sort_by_length=True,
             )
-            block = np.zeros((len(chunk), len(self.classes)), np.float32)
+            block = None  # (len(chunk), ...) as the forward's rows, allocated at the first batch
             half = batch_size // 2 if batch_size // 2 >= 8 else batch_size  # see row_sizes
             for batch in stream:
                 # Half the rows for a small call: a server's call of 29 texts then costs about
@@ -222,7 +222,10 @@ class Predictor:
                     probs = self._forward(self._params, tokens, lengths)
                 else:
                     probs = self._head_forward(self._params, tokens, lengths, head)
-                block[batch["index"]] = np.asarray(probs)[:n_real]
+                probs = np.asarray(probs)[:n_real]
+                if block is None:
+                    block = np.zeros((len(chunk), *probs.shape[1:]), probs.dtype)
+                block[batch["index"]] = probs
             yield block
         empty.warn(offset)
 
