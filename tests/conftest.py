@@ -13,6 +13,7 @@ environment. A cache dir already set in the environment is used as it is.
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     # JAX's default threshold of 1 s each, and there are hundreds of them.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+# Write bytecode caches, even where the environment says not to (PYTHONDONTWRITEBYTECODE is set
+# on this project's machines, and README's install runs pip with --no-compile): otherwise every
+# `seqclf` subprocess and xdist worker compiles jax, flax, optax and orbax from source again, about
+# 6 of the 8 s a tiny `seqclf train` takes (2 cores, 2026-12-02). Workers and subprocesses inherit
+# the environment; this process writes from here on.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # Compile without LLVM's optimisations: the test models are tiny, so what a test waits for is
 # XLA compiling them, not running them (tests/test_fused.py: 88 s -> 65 s on 2 cores). XLA's
