@@ -61,6 +61,9 @@ def history_figure(history: Sequence[dict[str, Any]]) -> plt.Figure:
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # a history with losses only: no accuracy lines
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return fig

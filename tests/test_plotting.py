@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -36,3 +37,16 @@ def test_figure_has_integer_ticks_and_marks_the_best_epoch() -> None:
 def test_plot_history_writes_a_png(tmp_path: Path) -> None:
     path = plot_history(HISTORY, tmp_path / "sub" / "curves.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_history_with_losses_only_says_so_instead_of_an_empty_legend() -> None:
+    losses_only = [{"epoch": 1, "train_loss": 0.7}, {"epoch": 2, "train_loss": 0.5}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns about a legend with nothing in it
+        fig = history_figure(losses_only)
+    try:
+        loss_ax, accuracy_ax = fig.axes
+        assert loss_ax.get_legend() is not None and accuracy_ax.get_legend() is None
+        assert [t.get_text() for t in accuracy_ax.texts] == ["no accuracy recorded"]
+    finally:
+        plt.close(fig)
