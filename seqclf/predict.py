@@ -118,8 +118,7 @@ class Predictor:
         """The numbers of rows a device call is padded to: half the batch size for a call of at
         most that many texts (a few requests of a server, the last batch), else the batch size;
         the batch size alone below 16. Each (rows, bucket) pair is one compiled shape."""
-        half = self.batch_size // 2
-        return (half, self.batch_size) if half >= 8 else (self.batch_size,)
+        return _row_sizes(self.batch_size)
 
     def __repr__(self) -> str:  # never the parameter arrays
         return f"{type(self).__name__}({self._summary()})"
@@ -211,11 +210,11 @@ class Predictor:
                 sort_by_length=True,
             )
             block = None  # (len(chunk), ...) as the forward's rows, allocated at the first batch
-            half = batch_size // 2 if batch_size // 2 >= 8 else batch_size  # see row_sizes
+            sizes = _row_sizes(batch_size)
             for batch in stream:
                 # Half the rows for a small call: a server's call of 29 texts then costs about
                 # half as much as 64 rows would, and its requests wait that much less.
-                rows = half if len(batch["tokens"]) <= half else batch_size
+                rows = next(size for size in sizes if len(batch["tokens"]) <= size)
                 padded, n_real = pad_batch(batch, rows)
                 tokens, lengths = jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
                 if single:
@@ -336,6 +335,12 @@ class Predictor:
         )
         labels = remap[dataset.labels]
         return labels, self.predict_proba(dataset.texts, batch_size)
+
+
+def _row_sizes(batch_size: int) -> tuple[int, ...]:
+    """``(batch_size // 2, batch_size)``, or ``(batch_size,)`` when half would be under 8 rows."""
+    half = batch_size // 2
+    return (half, batch_size) if half >= 8 else (batch_size,)
 
 
 def _encode(vocabulary: Vocabulary, texts: list[Any], offset: int) -> list[np.ndarray]:
