@@ -277,7 +277,7 @@ class NaiveBayesBag(nn.Module):
             weight = jnp.take_along_axis(grid.reshape(first.shape), where, axis=1)
             present = first.astype(jnp.float32) * weight
         ids = jnp.minimum(ids, self.buckets - 1)  # absent entries (masked) read any bucket
-        ratios = ops.selected_log_count_ratios(counts[ids], counts.sum(axis=0), self.buckets)
+        ratios = ops.selected_log_count_ratios(counts[ids], ops.class_totals(counts), self.buckets)
         evidence = ratios * weights[ids]  # (B, T * max_n, C)
         return bias + jnp.einsum("bk,bkc->bc", present, evidence)
 

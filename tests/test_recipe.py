@@ -179,6 +179,15 @@ def test_log_count_ratios_are_wang_and_mannings():
     np.testing.assert_allclose(ops.log_count_ratios(counts)[:, 0], -expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("rows", [2048, 1000])  # read in wide rows / too few rows for that
+@pytest.mark.parametrize("classes", [2, 5])
+def test_class_totals_are_the_column_sums_of_the_count_table(rows, classes):
+    counts = np.random.default_rng(rows + classes).integers(0, 50, (rows, classes))
+    totals = ops.class_totals(counts.astype(np.float32))
+    assert totals.shape == (classes,) and totals.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(totals), counts.sum(axis=0))  # integers: exact
+
+
 def test_bag_matrix_counts_each_ngram_once_per_text():
     rng = np.random.default_rng(0)
     texts = [rng.integers(2, 12, rng.integers(1, 9)).astype(np.int32) for _ in range(40)]

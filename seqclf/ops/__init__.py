@@ -12,6 +12,7 @@ from seqclf.ops._driver import reverse_padded, sequence_mask
 from seqclf.ops.conv import conv1d, mask_padding, max_pool1d, output_lengths
 from seqclf.ops.dropout import dropout, keep_mask
 from seqclf.ops.naive_bayes import (
+    class_totals,
     distinct_ngram_ids,
     distinct_ngrams,
     hashed_ngrams,
@@ -68,6 +69,7 @@ __all__ = [
     "distinct_ngrams",
     "distinct_ngram_ids",
     "log_count_ratios",
+    "class_totals",
     "selected_log_count_ratios",
     "ngram_token_weights",
     # dropout

@@ -132,6 +132,25 @@ def ngram_token_weights(token_weights: jax.Array, max_n: int) -> jax.Array:
     return jnp.stack(out, axis=-1)
 
 
+# Rows of the count table summed at a time by ``class_totals``.
+_TOTALS_ROWS = 512
+
+
+def class_totals(counts: jax.Array) -> jax.Array:
+    """(buckets, C) counts -> (C,) their column sums: each class's n-gram occurrences in all.
+
+    The same sums as ``counts.sum(axis=0)``, read as rows of ``512 * C`` numbers: XLA:CPU sums a
+    (2^22, 2) table down its long axis at a quarter of the memory's speed (6.6 ms on 2 cores,
+    against 1.3 ms this way), and a prediction with the NBSVM head pays this on every call.
+    """
+    counts = jnp.asarray(counts, jnp.float32)
+    rows, classes = counts.shape
+    if rows % _TOTALS_ROWS:
+        return counts.sum(axis=0)
+    wide = counts.reshape(rows // _TOTALS_ROWS, _TOTALS_ROWS * classes).sum(axis=0)
+    return wide.reshape(_TOTALS_ROWS, classes).sum(axis=0)
+
+
 def log_count_ratios(counts: jax.Array, alpha: float = 1.0) -> jax.Array:
     """NB log-count ratios of every bucket, one class against the rest.
 
@@ -144,7 +163,7 @@ def log_count_ratios(counts: jax.Array, alpha: float = 1.0) -> jax.Array:
       ``p = alpha + counts[:, c]`` and ``q = alpha + (counts summed over the other classes)``.
     """
     counts = jnp.asarray(counts, jnp.float32)
-    return selected_log_count_ratios(counts, counts.sum(axis=0), counts.shape[0], alpha)
+    return selected_log_count_ratios(counts, class_totals(counts), counts.shape[0], alpha)
 
 
 def selected_log_count_ratios(
