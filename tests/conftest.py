@@ -32,9 +32,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
 # Write bytecode caches, even where the environment says not to (PYTHONDONTWRITEBYTECODE is set
 # on this project's machines, and README's install runs pip with --no-compile): otherwise every
-# `seqclf` subprocess and xdist worker compiles jax, flax, optax and orbax from source again, about
-# 6 of the 8 s a tiny `seqclf train` takes (2 cores, 2026-12-02). Workers and subprocesses inherit
-# the environment; this process writes from here on.
+# `seqclf` subprocess and xdist worker compiles jax, flax, optax and orbax from source again (a
+# tiny `seqclf train`: 18 s instead of 8 s, 2 cores, 2026-12-02). Workers and subprocesses
+# inherit the environment; this process writes from here on.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 

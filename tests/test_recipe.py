@@ -179,7 +179,7 @@ def test_log_count_ratios_are_wang_and_mannings():
     np.testing.assert_allclose(ops.log_count_ratios(counts)[:, 0], -expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("rows", [2048, 1000])  # read in wide rows / too few rows for that
+@pytest.mark.parametrize("rows", [2048, 1000])  # read in wide rows / not a multiple of 512
 @pytest.mark.parametrize("classes", [2, 5])
 def test_class_totals_are_the_column_sums_of_the_count_table(rows, classes):
     counts = np.random.default_rng(rows + classes).integers(0, 50, (rows, classes))

@@ -137,7 +137,7 @@ _TOTALS_ROWS = 512
 
 
 def class_totals(counts: jax.Array) -> jax.Array:
-    """(buckets, C) counts -> (C,) their column sums: each class's n-gram occurrences in all.
+    """(buckets, C) counts -> (C,) their column sums (the norms of the log-count ratios).
 
     The same sums as ``counts.sum(axis=0)``, read as rows of ``512 * C`` numbers: XLA:CPU sums a
     (2^22, 2) table down its long axis at a quarter of the memory's speed (6.6 ms on 2 cores,
