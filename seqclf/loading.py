@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ from seqclf.data.text import Vocabulary
 from seqclf.model import ClassifierConfig, build_classifier
 from seqclf.predict import Predictor
 
-_READ_ATTEMPTS = 5  # a superseded checkpoint is retried this often (each try lists steps again)
+# A superseded checkpoint is retried (each try lists the steps again) for this long: a run that
+# saves every step can supersede its best several times in a row while it still improves, so a
+# fixed number of tries (5, before) could run out on a fast machine.
+_RETRY_SECONDS = 30.0
 
 
 def load(
@@ -47,17 +51,17 @@ def load(
     A run may be read while it trains: when the checkpoint picked is superseded (removed by the
     training run) while it is read, the steps are listed again and the new best is read.
     """
-    for attempt in range(_READ_ATTEMPTS):
+    deadline = time.monotonic() + _RETRY_SECONDS
+    while True:
         with _without_read_only_notices():
             store = CheckpointStore(checkpoint_dir, create=False)
         try:
             return _load(store, step, batch_size, model)
         except CheckpointSuperseded as err:
-            if step is not None or attempt == _READ_ATTEMPTS - 1:
+            if step is not None or time.monotonic() > deadline:
                 raise CheckpointSuperseded(f"{err}; try again (or pass another step)") from None
         finally:
             store.close()  # the arrays are in memory; no orbax threads left behind
-    raise AssertionError("unreachable")
 
 
 # What orbax logs (as absl warnings) whenever a checkpoint directory is opened read-only: routine,
