@@ -111,7 +111,12 @@ def encode_splits(
     if vocabulary is None:
         vocab_size = text.vocab_size or MAX_VOCABULARY + 2
         text = dataclasses.replace(text, vocab_size=vocab_size)
-        vocabulary = Vocabulary.build(train.texts, vocab_size=vocab_size)
+        vocabulary = Vocabulary.build(train.texts, vocab_size=vocab_size, tokenizer=text.tokenizer)
+    elif vocabulary.tokenizer != text.tokenizer:
+        raise ValueError(
+            f"the vocabulary splits texts with tokenizer {vocabulary.tokenizer!r}, the text "
+            f"configuration says {text.tokenizer!r}"
+        )
     started = time.perf_counter()
     train_ids = vocabulary.encode_batch(train.texts)
     valid_ids = vocabulary.encode_batch(valid.texts)

@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqclf.data.batching import truncate
-from seqclf.data.text import tokenize
 
 DEFAULT_STEPS = 32
 
@@ -44,7 +43,7 @@ class Explanation:
 
     Attributes:
       text: the input text.
-      tokens: the words as the model saw them: standardized (lowercased, punctuation dropped)
+      tokens: the tokens as the model saw them: split by its vocabulary's tokenizer (lowercased)
         and truncated like the model's input (``max_len``, ``truncating``); out-of-vocabulary
         words are shown as written (the model saw them as ``<unk>``).
       attributions: float (len(tokens),): each token's share of f(text) − f(baseline), in the
@@ -138,7 +137,9 @@ def explain_texts(
     probabilities = predictor.predict_proba(texts) if texts else np.zeros((0, 0))
     out = []
     for text, text_ids, probs in zip(texts, ids, probabilities, strict=True):
-        words = tokenize(text if isinstance(text, str) else bytes(text).decode("utf-8"))
+        words = predictor.vocabulary.tokenize(
+            text if isinstance(text, str) else bytes(text).decode("utf-8")
+        )
         if len(words) != len(text_ids):  # the two tokenizer paths are tested to agree
             raise RuntimeError(f"tokenizer paths disagree on {text[:50]!r}")
         kept = truncate(np.arange(len(words)), predictor.max_len, predictor.truncating)

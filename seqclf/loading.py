@@ -93,6 +93,11 @@ def _load(store: CheckpointStore, step: int | None, batch_size: int, model: Any)
         vocabulary = Vocabulary.from_dict(meta["vocabulary"])
         classes = meta["classes"]
         text = TextConfig.from_meta(meta)
+        if vocabulary.tokenizer != text.tokenizer:
+            raise ValueError(
+                f"the vocabulary's tokenizer {vocabulary.tokenizer!r} is not the text "
+                f"configuration's {text.tokenizer!r}"
+            )
     except (KeyError, ValueError, TypeError) as err:
         raise CheckpointError(
             f"{store.directory}/{step}: incomplete seqclf metadata ({err})"

@@ -178,9 +178,10 @@ class Predictor:
         Only ``CHUNK_TEXTS`` texts are held at a time, so a file of any size can be scored.
 
         Texts may be str or UTF-8 bytes; one that is neither, or bytes that are not UTF-8, raises
-        ValueError/TypeError naming its position. Texts with no words (empty, whitespace or
-        punctuation only) are still scored (the model's answer to an empty input) and, once the
-        stream ends, an ``EmptyTextWarning`` gives their number and first positions.
+        ValueError/TypeError naming its position. Texts with no tokens (empty, whitespace, or
+        only characters the tokenizer drops) are still scored (the model's answer to an empty
+        input) and, once the stream ends, an ``EmptyTextWarning`` gives their number and first
+        positions.
         """
         batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size <= 0:

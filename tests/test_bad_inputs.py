@@ -334,17 +334,17 @@ def test_empty_texts_of_a_file_are_named_by_line(tiny_run, tmp_path, capsys):
     """Positions in a list of texts count from 0 (``texts[i]``); places in a file are lines,
     counted from 1: the note of ``predict --file`` gives both."""
     lines = tmp_path / "notes.txt"
-    lines.write_text("good\n\n?!\ngreat\n", "utf-8")
+    lines.write_text("good\n\n…\ngreat\n", "utf-8")  # "…": no token
     status, out, err = run_cli(capsys, ["predict", tiny_run, "--file", lines])
     assert status == 0 and len(out.splitlines()) == 5
-    assert "2 of 4 texts have no words" in err and "at position(s) 1, 2;" in err
+    assert "2 of 4 texts have no tokens" in err and "at position(s) 1, 2;" in err
     assert err.rstrip().endswith(f"; in {lines} these are line 2, line 3")
     table = tmp_path / "notes.csv"  # a quoted text over two lines, a blank line, then empty text
     table.write_text('text\n"good\nfilm"\n\nbad\n""\n', "utf-8")
     status, out, err = run_cli(capsys, ["predict", tiny_run, "--file", table])
     assert status == 0
-    assert "1 of 3 texts have no words" in err and "at position(s) 2;" in err
+    assert "1 of 3 texts have no tokens" in err and "at position(s) 2;" in err
     assert err.rstrip().endswith(f"; in {table} these are line 6")
     with pytest.warns(seqclf.EmptyTextWarning, match=r"position\(s\) 0, 2") as caught:
-        seqclf.load(tiny_run).predict(["", "good", "..."])
+        seqclf.load(tiny_run).predict(["", "good", "— …"])
     assert caught[0].message.positions == [0, 2]

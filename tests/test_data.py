@@ -11,6 +11,7 @@ import pytest
 from seqclf.data import (
     OOV,
     PAD,
+    TOKENIZERS,
     TextDataset,
     UnknownDatasetError,
     Vocabulary,
@@ -37,30 +38,37 @@ from seqclf.data import (
 
 def test_standardize_lowercases_and_removes_html_line_breaks():
     assert standardize("Good.<br /><br />BAD<br>x<BR/>y") == "good.  bad x y"
-    assert tokenize("Great movie.<br /><br />Loved it<br>really") == [
+    assert tokenize("Great movie.<br /><br />Loved it<br>really", "words") == [
         "great",
         "movie",
         "loved",
         "it",
         "really",
     ]
-    assert "br" not in tokenize("a<br />b<BR />c<br/>d<br>e")
+    for tokenizer in TOKENIZERS:
+        tokens = tokenize("a<br />b<BR />c<br/>d<br>e", tokenizer)
+        assert tokens == ["a", "b", "c", "d", "e"], tokenizer
 
 
 def test_tokenize_rules():
-    assert tokenize("Don't stop!!! It's 'quoted' -- well-known, 10/10?") == [
-        "dont",
-        "stop",
-        "its",
-        "quoted",
-        "well",
-        "known",
-        "10",
-        "10",
-    ]
-    assert tokenize("Café’s NAÏVE snake_case") == ["cafés", "naïve", "snake", "case"]
-    assert tokenize("") == []
-    assert tokenize("... !!! ???") == []
+    text = "Don't stop!!! It's 'quoted' -- well-known, 10/10?"
+    assert tokenize(text, "words") == [
+        "dont", "stop", "its", "quoted", "well", "known", "10", "10",
+    ]  # fmt: skip
+    assert tokenize(text) == tokenize(text, "words_and_punctuation") == [
+        "dont", "stop", "!", "!", "!", "its", "quoted", "-", "-", "well", "-", "known", ",",
+        "10", "/", "10", "?",
+    ]  # fmt: skip
+    assert tokenize("Café’s NAÏVE snake_case", "words") == ["cafés", "naïve", "snake", "case"]
+    assert tokenize("Café’s snake_case :)") == ["cafés", "snake", "_", "case", ":", ")"]
+    # Non-ASCII symbols separate tokens in both; only ASCII punctuation becomes a token.
+    assert tokenize("wait…“what”—no") == ["wait", "what", "no"]
+    for tokenizer in TOKENIZERS:
+        assert tokenize("", tokenizer) == []
+    assert tokenize("... !!! ???", "words") == []
+    assert tokenize("... !?") == [".", ".", ".", "!", "?"]
+    with pytest.raises(ValueError, match="tokenizer must be one of"):
+        tokenize("a", "bpe")
 
 
 def test_vocabulary_order_is_by_frequency_then_alphabetical():
@@ -75,11 +83,12 @@ def test_vocabulary_order_is_by_frequency_then_alphabetical():
 
 def test_encode_decode_round_trip_and_oov():
     vocab = Vocabulary.build(["the cat sat on the mat", "a dog"])
-    text = "The CAT sat on a mat!"
+    text = "The CAT sat on a mat"
     ids = vocab.encode(text)
     assert ids.dtype == np.int32 and ids.shape == (6,)
     assert OOV not in ids and PAD not in ids
     assert vocab.decode(ids) == " ".join(tokenize(text)) == "the cat sat on a mat"
+    assert vocab.decode(vocab.encode("a mat!")) == "a mat <unk>"  # no "!" in its training texts
     unknown = vocab.encode("the zebra")
     assert unknown.tolist() == [vocab.id_of("the"), OOV]
     assert vocab.decode(unknown) == "the <unk>"
@@ -98,6 +107,14 @@ def test_save_load_round_trip(tmp_path):
     assert json.loads(path.read_text(encoding="utf-8"))["words"][:3] == ["<pad>", "<unk>", "the"]
     assert Vocabulary.from_dict(vocab.to_dict()) == vocab
     assert loaded.encode("olé the end").tolist() == vocab.encode("olé the end").tolist()
+    assert loaded.tokenizer == vocab.tokenizer == "words_and_punctuation"
+    words_only = Vocabulary.build(["a b!"], tokenizer="words")
+    assert Vocabulary.from_dict(words_only.to_dict()).tokenizer == "words"
+    assert words_only != Vocabulary(["a", "b"])  # the same words, split another way
+    # A vocabulary saved before the tokenizer was saved with it was built with "words".
+    old = {k: v for k, v in vocab.to_dict().items() if k != "tokenizer"}
+    assert Vocabulary.from_dict(old).tokenizer == "words"
+    assert Vocabulary.from_dict(old).encode("the end!").tolist() == vocab.encode("the end").tolist()
     with pytest.raises(ValueError, match="must start with"):
         Vocabulary.from_dict({"words": ["the", "<pad>"]})
     with pytest.raises(ValueError, match="twice"):
@@ -115,18 +132,19 @@ def _random_texts(n: int, seed: int) -> list[str]:
     return ["".join(rng.choice(pieces, size=rng.integers(0, 30))) for _ in range(n)]
 
 
-def test_vectorized_paths_match_the_reference():
-    texts = _random_texts(600, seed=0) + ["", "   ", "!!!"]
-    vocab = Vocabulary.build(texts[:300], vocab_size=25)
-    assert vocab == Vocabulary.build_reference(texts[:300], vocab_size=25)
+@pytest.mark.parametrize("tokenizer", TOKENIZERS)
+def test_vectorized_paths_match_the_reference(tokenizer):
+    texts = _random_texts(600, seed=0) + ["", "   ", "!!!", "a!b", "!a", "a!", ":-)"]
+    vocab = Vocabulary.build(texts[:300], vocab_size=25, tokenizer=tokenizer)
+    assert vocab == Vocabulary.build_reference(texts[:300], vocab_size=25, tokenizer=tokenizer)
     fast = vocab.encode_batch(texts)
     assert len(fast) == len(texts)
     for text, ids in zip(texts, fast, strict=True):
         ref = vocab.encode(text)
         assert ids.dtype == np.int32 and ids.tolist() == ref.tolist(), text
-        assert len(ids) == len(tokenize(text))
-    big = Vocabulary.build(texts)
-    assert big == Vocabulary.build_reference(texts)
+        assert len(ids) == len(tokenize(text, tokenizer))
+    big = Vocabulary.build(texts, tokenizer=tokenizer)
+    assert big == Vocabulary.build_reference(texts, tokenizer=tokenizer)
     assert [a.tolist() for a in big.encode_batch(texts)] == [big.encode(t).tolist() for t in texts]
 
 
@@ -164,7 +182,9 @@ def test_empty_vocabulary_source_raises():
     with pytest.raises(ValueError, match="no texts"):
         Vocabulary.build([])
     with pytest.raises(ValueError, match="no words"):
-        Vocabulary.build(["!!!", ""])
+        Vocabulary.build(["!!!", ""], tokenizer="words")
+    with pytest.raises(ValueError, match="no words"):
+        Vocabulary.build(["  ", "…"])
     with pytest.raises(ValueError, match="vocab_size"):
         Vocabulary.build(["a"], vocab_size=2)
     with pytest.raises(TypeError, match="single str"):

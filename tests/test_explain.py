@@ -74,8 +74,10 @@ def test_explanations_describe_what_the_model_saw(predictor, explanations):
     empty, great, sentence, long = explanations
     assert empty.tokens == [] and empty.attributions.shape == (0,)
     assert empty.completeness_error == 0.0  # nothing to attribute, f(text) = f(baseline)
-    assert great.tokens == ["great"]
-    assert sentence.tokens == ["the", "film", "was", "great", "and", "the", "plot", "fine"]
+    assert great.tokens == ["great", "!"]
+    assert sentence.tokens == [
+        "the", "film", "was", "great", ",", "and", "the", "plot", "fine", ".",
+    ]  # fmt: skip
     assert len(long.tokens) == MAX_LEN and long.tokens[-1] == "superb"
     for e, p in zip(explanations[1:], probs, strict=True):
         assert isinstance(e, Explanation) and e.attributions.shape == (len(e.tokens),)
@@ -83,7 +85,7 @@ def test_explanations_describe_what_the_model_saw(predictor, explanations):
         np.testing.assert_allclose(list(e.probabilities.values()), p, rtol=1e-6)
         assert e.label == predictor.classes[int(p.argmax())]
     d = json.loads(json.dumps(sentence.to_dict()))
-    assert d["tokens"] == sentence.tokens and len(d["attributions"]) == 8
+    assert d["tokens"] == sentence.tokens and len(d["attributions"]) == 10
     assert set(d) == {
         "text",
         "tokens",
@@ -138,7 +140,7 @@ def test_cli_explain_prints_and_writes_html(predictor, tmp_path, capsys, tmp_pat
     out = capsys.readouterr().out
     assert "great" in out and "completeness error" in out
     text = page.read_text()
-    assert text.startswith("<!doctype html>") and text.count("<span") == 8
+    assert text.startswith("<!doctype html>") and text.count("<span") == 10
     assert main(["explain", str(run), "good", "--target", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("seqclf explain: error: unknown target class") and "Traceback" not in err

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 # enough for the second bucket, and longer than max_len (truncated, the end kept).
 TEXTS = [
     "",
-    "!!!",
-    "great",
+    "— …",  # no token: dashes and ellipses that are not ASCII
+    "great!!!",
     "Awful, boring film.",
     "the plot was superb and the actors were wonderful " * 2,
     "Terrible! " + "the film and the story " * 10 + "but I loved it",
@@ -110,6 +110,6 @@ def test_the_exported_model_warns_of_empty_texts_as_the_predictor_does(exported)
     with pytest.warns(seqclf.EmptyTextWarning) as from_predictor:
         seqclf.load(run).predict_proba(TEXTS)
     (a,), (b,) = from_export.list, from_predictor.list
-    assert a.message.positions == b.message.positions == [0, 1]  # "" and "!!!"
+    assert a.message.positions == b.message.positions == [0, 1]  # "" and "— …"
     assert str(a.message) == str(b.message)
     assert a.filename == __file__  # points at the caller, not at seqclf

@@ -467,19 +467,19 @@ def _raw_state(store: seqclf.checkpoint.CheckpointStore):
 
 
 def test_empty_and_whitespace_texts_are_classified_and_reported(lab, predictor, capsys):
-    texts = ["", "   \t", "a great film", "?!", "awful"]
+    texts = ["", "   \t", "a great film", "… “”", "awful"]  # "…" and quotes: no token
     with pytest.warns(
-        EmptyTextWarning, match=r"3 of 5 texts have no words .* position\(s\) 0, 1, 3"
+        EmptyTextWarning, match=r"3 of 5 texts have no tokens .* position\(s\) 0, 1, 3"
     ):
         probs = predictor.predict_proba(texts)
     assert probs.shape == (5, 2) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    np.testing.assert_array_equal(probs[0], probs[1])  # both are "no words"
+    np.testing.assert_array_equal(probs[0], probs[1])  # both are "no tokens"
 
     status, out, err = run_cli(capsys, ["predict", lab.reference_dir(), *texts])
     assert status == 0
     rows = list(csv.reader(out.splitlines()))
     assert rows[0] == ["label", "p_neg", "p_pos", "text"] and len(rows) == 6
-    assert "seqclf predict: note: 3 of 5 texts have no words" in err
+    assert "seqclf predict: note: 3 of 5 texts have no tokens" in err
 
 
 def test_texts_that_are_not_utf8_are_named_by_position(lab, predictor, capsys):
@@ -559,8 +559,8 @@ def test_a_small_call_runs_in_half_the_rows_and_predicts_the_same(predictor):
     rows = {r: [] for r in predictor.row_sizes}
     forward = predictor._forward
     try:  # record the rows of every device call
-        predictor._forward = lambda p, tokens, lengths: rows[tokens.shape[0]].append(1) or forward(
-            p, tokens, lengths
+        predictor._forward = lambda p, tokens, lengths: (
+            rows[tokens.shape[0]].append(1) or forward(p, tokens, lengths)
         )
         few = predictor.predict_proba(texts[:5])
         assert len(rows[predictor.batch_size // 2]) == 1 and not rows[predictor.batch_size]

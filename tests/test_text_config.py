@@ -23,10 +23,15 @@ CHEAP = {"embed_dim": 8, "conv_filters": (), "rnn": "rnn", "hidden_size": 8,
 CONFIG = ClassifierConfig(vocab_size=9, **CHEAP)
 
 
-def write_checkpoint(out, *, old: bool):
+def write_checkpoint(out, *, old: bool, tokenizer: str = "words_and_punctuation"):
     """A checkpoint as ``train_text_classifier`` writes it (untrained parameters); ``old``: as
-    seqclf wrote it before TextConfig, the text settings only in train_config."""
-    vocabulary = seqclf.Vocabulary.build(TEXTS, vocab_size=9)
+    seqclf wrote it before TextConfig, the text settings only in train_config. Before the
+    tokenizer was saved with the vocabulary (``tokenizer="words"`` here), the vocabulary's dict
+    had no "tokenizer" key."""
+    vocabulary = seqclf.Vocabulary.build(TEXTS, vocab_size=9, tokenizer=tokenizer)
+    saved_vocabulary = vocabulary.to_dict()
+    if old or tokenizer == "words":
+        del saved_vocabulary["tokenizer"]
     model = build_classifier(CONFIG)
     params = model.init(jax.random.PRNGKey(0), jnp.ones((1, 4), int), jnp.ones(1, int))["params"]
     train = TrainConfig(epochs=1, batch_size=4).to_dict()
@@ -34,7 +39,7 @@ def write_checkpoint(out, *, old: bool):
         train.update(max_len=3, truncating="pre", num_buckets=1, max_words=9)
     meta = {
         "model_config": CONFIG.to_dict(),
-        "vocabulary": vocabulary.to_dict(),
+        "vocabulary": saved_vocabulary,
         "classes": ["neg", "pos"],
         "train_config": train,
         "progress": {},
@@ -42,7 +47,7 @@ def write_checkpoint(out, *, old: bool):
     }
     if not old:
         meta["text_config"] = TextConfig(
-            vocab_size=9, max_len=2, truncating="post", num_buckets=1
+            tokenizer=tokenizer, vocab_size=9, max_len=2, truncating="post", num_buckets=1
         ).to_dict()
     store = CheckpointStore(out)
     store.save(1, {"params": params, "step": 1}, meta, 0.5)
@@ -53,10 +58,11 @@ def write_checkpoint(out, *, old: bool):
 @pytest.mark.parametrize("old", [True, False])
 def test_the_predictor_reads_the_text_config_and_old_checkpoints_still_load(tmp_path, old):
     predictor = seqclf.load(write_checkpoint(tmp_path / "run", old=old))
-    if old:  # from train_config: max_len 3, truncating "pre"
+    if old:  # from train_config: max_len 3, truncating "pre"; punctuation dropped
         assert predictor.text == TextConfig(
-            vocab_size=9, max_len=3, truncating="pre", num_buckets=1
+            tokenizer="words", vocab_size=9, max_len=3, truncating="pre", num_buckets=1
         )
+        assert predictor.vocabulary.tokenizer == "words"
     else:
         assert predictor.text == TextConfig(
             vocab_size=9, max_len=2, truncating="post", num_buckets=1
@@ -73,6 +79,34 @@ def test_the_predictor_reads_the_text_config_and_old_checkpoints_still_load(tmp_
     assert list(kept) == (list(ids[-3:]) if old else list(ids[:2]))
 
 
+def test_a_run_saved_before_punctuation_tokens_still_reads_words_only(tmp_path):
+    """Runs written before the "words_and_punctuation" tokenizer (their text_config says
+    "words", their vocabulary saved no tokenizer) predict as they did: "!" is not a token."""
+    predictor = seqclf.load(write_checkpoint(tmp_path / "run", old=False, tokenizer="words"))
+    assert predictor.text.tokenizer == predictor.vocabulary.tokenizer == "words"
+    assert predictor.vocabulary.encode("good film!!").tolist() == [
+        predictor.vocabulary.id_of("good"),
+        predictor.vocabulary.id_of("film"),
+    ]
+    np.testing.assert_array_equal(
+        predictor.predict_proba(["good film!!"]), predictor.predict_proba(["good film"])
+    )
+    new = seqclf.load(write_checkpoint(tmp_path / "new", old=False))
+    assert new.vocabulary.tokenize("good film!") == ["good", "film", "!"]
+    assert len(new.vocabulary.encode("good film!")) == 3  # "!" is a token (unknown to it: OOV)
+
+
+def test_a_checkpoint_whose_vocabulary_and_text_config_disagree_is_refused(tmp_path):
+    run = write_checkpoint(tmp_path / "run", old=False)
+    store = CheckpointStore(run)
+    meta = store.restore_meta()
+    meta["text_config"]["tokenizer"] = "words"
+    store.save(2, {"params": store.restore_params(1), "step": 2}, meta, 0.4)
+    store.close()
+    with pytest.raises(seqclf.CheckpointError, match="tokenizer 'words_and_punctuation' is not"):
+        seqclf.load(run, step=2)
+
+
 def test_round_trip_and_unknown_keys_raise_naming_them():
     text = TextConfig(vocab_size=50, max_len=20, truncating="post", num_buckets=2)
     assert TextConfig.from_dict(text.to_dict()) == text
@@ -81,7 +115,7 @@ def test_round_trip_and_unknown_keys_raise_naming_them():
     with pytest.raises(ValueError, match="unknown ClassifierConfig key.*'layers'"):
         ClassifierConfig.from_dict({**CONFIG.to_dict(), "layers": 2})
     assert TextConfig.from_train_config({"max_words": 7, "max_len": 5}) == TextConfig(
-        vocab_size=7, max_len=5
+        tokenizer="words", vocab_size=7, max_len=5
     )
 
 

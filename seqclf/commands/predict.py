@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """Streams predictions as CSV; texts with no words are classified and noted on stderr."""
+    """Streams predictions as CSV; texts with no tokens are classified and noted on stderr."""
     from seqclf.loading import load
     from seqclf.predict import EmptyTextWarning
 

@@ -25,7 +25,16 @@ from seqclf.data.sources import (
     resolve_data_dir,
     train_validation_split,
 )
-from seqclf.data.text import OOV, OOV_TOKEN, PAD, PAD_TOKEN, Vocabulary, standardize, tokenize
+from seqclf.data.text import (
+    OOV,
+    OOV_TOKEN,
+    PAD,
+    PAD_TOKEN,
+    TOKENIZERS,
+    Vocabulary,
+    standardize,
+    tokenize,
+)
 
 __all__ = [
     "LabelWarning",
@@ -33,6 +42,7 @@ __all__ = [
     "OOV_TOKEN",
     "PAD",
     "PAD_TOKEN",
+    "TOKENIZERS",
     "TextConfig",
     "TextDataset",
     "UnknownDatasetError",

@@ -1,4 +1,4 @@
-"""Texts with no words: still classified, and said once per call (``EmptyTextWarning``).
+"""Texts with no tokens: still classified, and said once per call (``EmptyTextWarning``).
 
 Shared by ``seqclf.Predictor`` and ``seqclf.exported`` (numpy only), so that a model and its
 export say the same thing about the same texts.
@@ -15,7 +15,8 @@ SHOWN_POSITIONS = 5  # positions of empty texts named in the warning
 
 
 class EmptyTextWarning(UserWarning):
-    """Some texts had no words at all (empty, whitespace or punctuation only).
+    """Some texts had no tokens at all (empty, whitespace, or only characters the tokenizer
+    drops).
 
     Attributes:
       positions: where the first of them are in the input, counted from 0 (``texts[i]``).
@@ -27,7 +28,7 @@ class EmptyTextWarning(UserWarning):
 
 
 class EmptyTexts:
-    """Counts the texts without a word in a stream of encoded chunks, then warns once."""
+    """Counts the texts without a token in a stream of encoded chunks, then warns once."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -42,13 +43,13 @@ class EmptyTexts:
                     self.positions.append(offset + i)
 
     def warn(self, total: int, stacklevel: int = 3) -> None:
-        """An ``EmptyTextWarning`` if any of the ``total`` texts seen had no words."""
+        """An ``EmptyTextWarning`` if any of the ``total`` texts seen had no tokens."""
         if not self.count:
             return
         more = ", ..." if self.count > len(self.positions) else ""
         message = (
-            f"{self.count} of {total} texts have no words (empty, whitespace or punctuation "
-            f"only), at position(s) {', '.join(map(str, self.positions))}{more}; they were still "
-            "classified, as the model classifies an empty text"
+            f"{self.count} of {total} texts have no tokens (empty, whitespace, or only characters "
+            f"the tokenizer drops), at position(s) {', '.join(map(str, self.positions))}{more}; "
+            "they were still classified, as the model classifies an empty text"
         )
         warnings.warn(EmptyTextWarning(message, self.positions), stacklevel=stacklevel)

@@ -16,8 +16,8 @@ from typing import Any
 
 from seqclf.config_dict import config_from_dict
 from seqclf.data.batching import bucket_boundaries
+from seqclf.data.text import DEFAULT_TOKENIZER, TOKENIZERS
 
-TOKENIZERS = ("words",)
 TRUNCATING = ("pre", "post")
 # TextConfig field -> the TrainConfig field that held it before TextConfig existed (read from the
 # train_config of such a checkpoint, and dropped from it by TrainConfig.from_dict).
@@ -37,8 +37,9 @@ class TextConfig:
     the rules of ``seqclf.recipe``; the resolved values are what is saved.
 
     Attributes:
-      tokenizer: how a text is split into words: "words" (lowercased, runs of letters and
-        digits, apostrophes deleted, HTML line breaks as spaces: ``seqclf.data.text``).
+      tokenizer: how a text is split into tokens (lowercased, apostrophes deleted, HTML line
+        breaks as spaces, then): "words_and_punctuation", runs of letters and digits and each
+        punctuation mark; "words", the runs only (``seqclf.data.text``).
       vocab_size: the most token ids, padding and out-of-vocabulary included; the vocabulary
         keeps the most frequent words of the training split, by default all of them up to
         ``seqclf.recipe.MAX_VOCABULARY``.
@@ -48,7 +49,7 @@ class TextConfig:
         the data.
     """
 
-    tokenizer: str = dataclasses.field(default="words", metadata={"choices": TOKENIZERS})
+    tokenizer: str = dataclasses.field(default=DEFAULT_TOKENIZER, metadata={"choices": TOKENIZERS})
     vocab_size: int | None = None
     max_len: int | None = None
     truncating: str = dataclasses.field(default="pre", metadata={"choices": TRUNCATING})
@@ -98,7 +99,8 @@ class TextConfig:
         ``TextConfig`` existed keeps them there)."""
         if not isinstance(d, Mapping):
             d = d.to_dict()
-        return cls(**{k: d[old] for k, old in TRAIN_FIELDS.items() if old in d})
+        # Such checkpoints predate the tokenizer that keeps punctuation.
+        return cls(tokenizer="words", **{k: d[old] for k, old in TRAIN_FIELDS.items() if old in d})
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> TextConfig:
