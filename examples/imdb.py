@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     predictor = load(args.output_dir)  # the best checkpoint, as a fresh process would see it
     test = read_tfds(args.dataset, split=args.test_split, data_dir=args.data_dir)
     test_metrics = predictor.evaluate(test)
-    best = max(run.fit.history, key=lambda h: h["val_accuracy"]) if run.fit.history else {}
+    # The last of tied epochs: the one the checkpoint store keeps, and load() uses.
+    history = list(reversed(run.fit.history))
+    best = max(history, key=lambda h: h["val_accuracy"]) if history else {}
 
     print("\n| split | examples | accuracy | loss |\n|---|---|---|---|")
     print(

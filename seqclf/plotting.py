@@ -14,12 +14,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def best_epoch(history: Sequence[dict[str, Any]]) -> int | None:
-    """The epoch with the highest validation accuracy (the first, on ties), as the checkpoint
-    store keeps it; None when no epoch has a validation accuracy."""
+    """The epoch with the highest validation accuracy (the last, on ties: a later epoch as good
+    as the best replaces it in the checkpoint store); None when no epoch has a validation
+    accuracy."""
     scored = [h for h in history if "val_accuracy" in h]
     if not scored:
         return None
-    return max(scored, key=lambda h: h["val_accuracy"])["epoch"]
+    return max(reversed(scored), key=lambda h: h["val_accuracy"])["epoch"]
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:

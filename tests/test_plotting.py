@@ -16,10 +16,22 @@ HISTORY = [
 ]
 
 
-def test_best_epoch_is_the_first_highest_validation_accuracy() -> None:
-    assert best_epoch(HISTORY) == 2  # tie with epoch 3: the first, as the checkpoint store keeps
+def test_best_epoch_is_the_step_the_checkpoint_store_keeps(tmp_path) -> None:
+    import jax.numpy as jnp
+
+    from seqclf.checkpoint import CheckpointStore
+
+    assert best_epoch(HISTORY) == 3  # tie with epoch 2: the last, as the checkpoint store keeps
     assert best_epoch([{"epoch": 1, "train_loss": 0.7}]) is None
     assert best_epoch([]) is None
+    # The store itself, on ties before and at the end (epoch i saved as step i).
+    for i, accuracies in enumerate(([0.6, 0.8, 0.8], [0.8, 0.8, 0.5], [0.7, 0.7, 0.7, 0.6])):
+        store = CheckpointStore(tmp_path / str(i))
+        for epoch, accuracy in enumerate(accuracies, start=1):
+            store.save(epoch, {"params": {"w": jnp.ones(2)}, "step": epoch}, {}, accuracy)
+        history = [{"epoch": e, "val_accuracy": a} for e, a in enumerate(accuracies, start=1)]
+        assert best_epoch(history) == store.best_step(), accuracies
+        store.close()
 
 
 def test_figure_has_integer_ticks_and_marks_the_best_epoch() -> None:
@@ -28,8 +40,8 @@ def test_figure_has_integer_ticks_and_marks_the_best_epoch() -> None:
         for ax in fig.axes:
             ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
             assert ticks and all(float(t).is_integer() for t in ticks)
-            marks = [line for line in ax.get_lines() if line.get_label() == "best epoch (2)"]
-            assert len(marks) == 1 and list(marks[0].get_xdata()) == [2, 2]
+            marks = [line for line in ax.get_lines() if line.get_label() == "best epoch (3)"]
+            assert len(marks) == 1 and list(marks[0].get_xdata()) == [3, 3]
     finally:
         plt.close(fig)
 
