@@ -59,12 +59,15 @@ OOV_TOKEN = "<unk>"
 _FORMAT = "seqclf.Vocabulary"
 _VERSION = 1
 
-TOKENIZERS = ("words_and_punctuation", "words")
-DEFAULT_TOKENIZER = "words_and_punctuation"
-_MARK_CLASS = "[" + re.escape(string.punctuation) + "]"  # one ASCII punctuation character
+# Each tokenizer: does it keep ASCII punctuation marks as tokens? (The one place naming them.)
+_KEEPS_MARKS = {"words_and_punctuation": True, "words": False}
+TOKENIZERS = tuple(_KEEPS_MARKS)
+DEFAULT_TOKENIZER = TOKENIZERS[0]
+_WORD = r"[^\W_]+"  # letters and digits of any script
+_MARK = "[" + re.escape(string.punctuation) + "]"  # one ASCII punctuation character
 _TOKEN_PATTERNS = {
-    "words": re.compile(r"[^\W_]+"),  # letters and digits of any script
-    "words_and_punctuation": re.compile(r"[^\W_]+|" + _MARK_CLASS),
+    name: re.compile(_WORD + "|" + _MARK if marks else _WORD)
+    for name, marks in _KEEPS_MARKS.items()
 }
 _NON_ASCII_SEPARATOR = re.compile(r"[^\x00-\x7f\w]")  # non-ASCII characters that are not \w
 _APOSTROPHES = ("'", "\u2019")
@@ -81,7 +84,7 @@ _BYTE_TABLES = {
         else _SPACE
         for b in range(256)
     )
-    for name, marks in (("words", False), ("words_and_punctuation", True))
+    for name, marks in _KEEPS_MARKS.items()
 }
 _IS_MARK = np.zeros(256, dtype=bool)
 _IS_MARK[list(_MARK_BYTES)] = True
@@ -126,8 +129,9 @@ def tokenize(text: str, tokenizer: str = DEFAULT_TOKENIZER) -> list[str]:
       The tokens, in order, e.g. ``tokenize("Don't<br />stop!") == ["dont", "stop", "!"]``, and
       ``tokenize("Don't<br />stop!", "words") == ["dont", "stop"]``.
     """
-    pattern = _TOKEN_PATTERNS[_check_tokenizer(tokenizer)]
-    return pattern.findall(_strip_apostrophes(standardize(text)))
+    return _TOKEN_PATTERNS[_check_tokenizer(tokenizer)].findall(
+        _strip_apostrophes(standardize(text))
+    )
 
 
 def _as_str(text: Any, index: int | None) -> str:
