@@ -170,6 +170,24 @@ def _holding_the_output_dir_lock(train_fn):
     return locked
 
 
+def settings_not_used(given: Any, saved: Any) -> list[str]:
+    """Names of the fields of the config ``given`` now that a resumed run will not use.
+
+    A field counts as given when it is neither None ("from the data") nor its default, so a
+    default that changed since the run was saved (as the tokenizer's did) is not reported as
+    the user's. ``epochs`` may change on resume, so it is never reported.
+    """
+    default = type(given)()
+    return [
+        f.name
+        for f in dataclasses.fields(given)
+        if f.name != "epochs"
+        and getattr(given, f.name) is not None
+        and getattr(given, f.name) != getattr(default, f.name)
+        and getattr(given, f.name) != getattr(saved, f.name)
+    ]
+
+
 @_holding_the_output_dir_lock
 def train_text_classifier(
     train: TextDataset,
@@ -240,15 +258,7 @@ def train_text_classifier(
             )
         saved_train = TrainConfig.from_dict(saved["train_config"])
         saved_text = TextConfig.from_meta(saved)
-        # Settings given now (None: "from the data", nothing given) that differ from the run's.
-        differ = [
-            f.name
-            for given, saved_config in ((train_config, saved_train), (text, saved_text))
-            for f in dataclasses.fields(given)
-            if f.name != "epochs"
-            and getattr(given, f.name) is not None
-            and getattr(given, f.name) != getattr(saved_config, f.name)
-        ]
+        differ = settings_not_used(train_config, saved_train) + settings_not_used(text, saved_text)
         epochs = train_config.epochs or saved_train.epochs
         train_config = dataclasses.replace(saved_train, epochs=epochs)
         text = saved_text

@@ -96,6 +96,23 @@ def test_a_run_saved_before_punctuation_tokens_still_reads_words_only(tmp_path):
     assert len(new.vocabulary.encode("good film!")) == 3  # "!" is a token (unknown to it: OOV)
 
 
+def test_resuming_an_old_run_reports_only_the_settings_the_user_changed():
+    """A run saved with the tokenizer of before, resumed with no options: the new default
+    tokenizer is not the user's choice, so it is not reported as "given now and not used"."""
+    from seqclf.experiment import settings_not_used
+
+    saved = TextConfig(tokenizer="words", max_len=600, vocab_size=30002)
+    assert settings_not_used(TextConfig(), saved) == []
+    assert settings_not_used(TextConfig(max_len=100), saved) == ["max_len"]
+    assert settings_not_used(TextConfig(truncating="post"), saved) == ["truncating"]
+    assert settings_not_used(TextConfig(tokenizer="words"), saved) == []
+    assert settings_not_used(TextConfig(tokenizer="words"), TextConfig()) == ["tokenizer"]
+    assert settings_not_used(TextConfig(max_len=600), saved) == []  # the same as saved
+    saved_train = TrainConfig(epochs=3, batch_size=32)
+    assert settings_not_used(TrainConfig(epochs=9), saved_train) == []  # epochs may change
+    assert settings_not_used(TrainConfig(batch_size=64), saved_train) == ["batch_size"]
+
+
 def test_a_checkpoint_whose_vocabulary_and_text_config_disagree_is_refused(tmp_path):
     run = write_checkpoint(tmp_path / "run", old=False)
     store = CheckpointStore(run)
