@@ -45,9 +45,9 @@ def as_pattern(message: str) -> re.Pattern:
 
 
 def wrapped_step(**at_step):
-    """``train_step`` that sends SIGTERM to this process (``sigterm=N``) or returns a NaN loss
-    (``nan=N``) at step N."""
-    real = step_module.train_step
+    """``train_step_in_place`` (train_epoch's step) that sends SIGTERM to this process
+    (``sigterm=N``) or returns a NaN loss (``nan=N``) at step N."""
+    real = step_module.train_step_in_place
 
     def step(state, batch):
         now = int(state.step)
@@ -74,7 +74,7 @@ def test_every_documented_run_message_is_what_the_code_prints(tmp_path, capfd, m
         """``seqclf <args>`` in this process (its training step wrapped by ``at_step``)."""
         with monkeypatch.context() as patch:
             if at_step:
-                patch.setattr(step_module, "train_step", wrapped_step(**at_step))
+                patch.setattr(step_module, "train_step_in_place", wrapped_step(**at_step))
             status = main([str(a) for a in args])
         collect()
         assert status == expect, lines[-3:]

@@ -52,8 +52,8 @@ TRAIN_OPTIONS = [
 ]  # fmt: skip
 
 # The child process for runs that must be slowed down (so a signal lands mid-epoch) or poisoned
-# (a NaN loss at a chosen step). It wraps seqclf.training.step.train_step and runs the seqclf
-# command.
+# (a NaN loss at a chosen step). It wraps seqclf.training.step.train_step_in_place (the step
+# train_epoch calls) and runs the seqclf command.
 CHILD = """
 import os, sys, time
 import jax, jax.numpy as jnp
@@ -62,7 +62,7 @@ from seqclf.cli import main
 
 delay = float(os.environ.get("SEQCLF_TEST_STEP_DELAY", "0"))
 nan_at = int(os.environ.get("SEQCLF_TEST_NAN_AT", "-1"))
-real_step = train.train_step
+real_step = train.train_step_in_place
 
 def step(state, batch):
     time.sleep(delay)
@@ -70,7 +70,7 @@ def step(state, batch):
         state = state.replace(params=jax.tree_util.tree_map(lambda p: p * jnp.nan, state.params))
     return real_step(state, batch)
 
-train.train_step = step
+train.train_step_in_place = step
 sys.exit(main(sys.argv[1:]))
 """
 

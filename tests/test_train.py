@@ -124,7 +124,7 @@ def test_a_second_run_in_the_same_directory_needs_resume(trained, imdb_slices):
 
 def _interrupt_after(monkeypatch, calls: int) -> None:
     """Send SIGINT to this process during the ``calls``-th training step."""
-    real_step = step_module.train_step
+    real_step = step_module.train_step_in_place  # train_epoch's step
     count = {"n": 0}
 
     def step(state, batch):
@@ -133,7 +133,7 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
             os.kill(os.getpid(), signal.SIGINT)
         return real_step(state, batch)
 
-    monkeypatch.setattr(step_module, "train_step", step)
+    monkeypatch.setattr(step_module, "train_step_in_place", step)
 
 
 def _params(out: Path):

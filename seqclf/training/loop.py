@@ -106,8 +106,8 @@ def train_epoch(
 ) -> tuple[TrainState, dict[str, float], int]:
     """One pass over the shuffled training data (shuffle seeded by (seed, epoch)).
 
-    With ``config.lazy_embedding`` the buffers of ``state`` are reused for the new state
-    (donated): use the state returned, not the one passed in.
+    The buffers of ``state`` are reused for the new state (donated to the step): use the state
+    returned, not the one passed in.
 
     Args:
       text: the resolved ``TextConfig`` the batches are truncated and padded by.
@@ -140,7 +140,6 @@ def train_epoch(
         token_ids, labels, config, text, shuffle=True, seed=config.seed, epoch=epoch
     )
     parallel = DataParallel.of(run.state)  # the batch is split over the devices of the state
-    step_fn = steps.train_step_in_place if run.state.lazy_embedding else steps.train_step
     num_classes = int(np.max(labels, initial=0)) + 1
     weigh = class_weights(np.bincount(labels, minlength=num_classes), config.class_weighting)
     pending = _PendingMetrics(run, callbacks)
@@ -151,7 +150,7 @@ def train_epoch(
             continue
         padded, _ = pad_batch(batch, config.batch_size)
         padded["weights"] = padded["weights"] * weigh[padded["labels"]]
-        run.state, values = step_fn(
+        run.state, values = steps.train_step_in_place(
             run.state, parallel.shard({k: padded[k] for k in steps.TRAIN_KEYS})
         )
         pending.add(run.step, values)

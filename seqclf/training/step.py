@@ -69,10 +69,11 @@ def _train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainSt
 
 
 train_step = jax.jit(_train_step)
-# The lazy embedding update writes a few rows of the (V, E) table and of its two moments; unless
-# the old state's buffers are donated, XLA first copies all three whole, which costs about what
-# updating only those rows saves. train_epoch uses this one when the embedding is lazy (its
-# caller must not reuse the state it passed in).
+# train_epoch's step: the old state's buffers are donated, so the new parameters and moments are
+# written over them (its caller must not reuse the state it passed in). Without it, XLA:CPU
+# allocates every output afresh: the dense Adam update of the (V, E) table and its two moments
+# then pays for three new tables a step (S config: 14.5 -> 11.6 ms a step), and the lazy update,
+# which writes a few rows, first copies all three whole.
 train_step_in_place = jax.jit(_train_step, donate_argnums=0)
 
 
