@@ -146,3 +146,32 @@ def test_train_epoch_alone_is_one_pass_with_its_own_loss_guard():
     poisoned = state.replace(params=jax.tree_util.tree_map(lambda p: p * np.nan, state.params))
     with pytest.raises(seqclf.TrainingDiverged, match=r"loss became nan at step 5 \(epoch 2\)"):
         train_epoch(poisoned, ids, labels, CONFIG, TEXT, 1, progress=False)
+
+
+def test_train_epoch_donates_the_state_it_is_given_and_a_copy_survives():
+    """Every step writes the new state over the old one's buffers (``train_step_in_place``): the
+    state passed in is used up, a host copy of it is not, and the returned state is whole."""
+    from seqclf.data.batching import batches
+    from seqclf.training import create_train_state, train_epoch
+
+    (ids, labels), _ = _data()
+    example = next(batches(ids[:2], None, 2, max_len=10, buckets=TEXT.buckets))
+    state = create_train_state(MODEL, CONFIG, 10, example)
+    # A real copy: on CPU jax.device_get's arrays are views that keep the buffers alive, and
+    # XLA then copies the state instead of writing over it.
+    kept = jax.tree_util.tree_map(lambda x: np.array(x, copy=True), state.params)
+    new, _, _ = train_epoch(state, ids, labels, CONFIG, TEXT, 0, progress=False)
+    alive = [
+        jax.tree_util.keystr(path)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state.params)
+        if not leaf.is_deleted()
+    ]
+    assert alive == []
+    assert not any(leaf.is_deleted() for leaf in jax.tree_util.tree_leaves(new.params))
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(
+            jax.tree_util.tree_leaves(kept), jax.tree_util.tree_leaves(new.params), strict=True
+        )
+    ]
+    assert any(moved)

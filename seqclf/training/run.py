@@ -107,6 +107,8 @@ class Run:
     Attributes:
       config: the (resolved) ``TrainConfig``.
       state: the current ``TrainState`` (callbacks may replace it, e.g. with fitted weights).
+        Each training step donates its buffers to the next state: a callback that keeps
+        parameters past the step must copy them (``np.array(x)``, ``jnp.copy``).
       steps_per_epoch: batches per epoch.
       text: the (resolved) ``TextConfig`` the batches are truncated and padded by.
       progress: where the run is (``Progress``).
