@@ -258,6 +258,31 @@ def test_a_small_multiclass_task_is_learned_well_above_chance(tmp_path):
     assert np.abs(probs - empty).max(axis=1).min() > 1e-4
 
 
+def test_a_hundred_and_twenty_classes_train_and_predict_through_the_defaults(tmp_path):
+    """120 classes, 16 texts each, each class named by a word of its own among shared fillers:
+    the default recipe (its NBSVM head's table bounded by the class count) learns them."""
+    rng = np.random.default_rng(0)
+    classes = [f"topic{c:03d}" for c in range(120)]
+    filler = [f"w{i}" for i in range(60)]
+    texts, labels = [], []
+    for c in range(120):
+        for _ in range(16):
+            words = list(rng.choice(filler, rng.integers(2, 8)))
+            words.insert(int(rng.integers(0, len(words) + 1)), f"key{c}")
+            texts.append(" ".join(words))
+            labels.append(c)
+    order = rng.permutation(len(texts))
+    data = TextDataset([texts[i] for i in order], np.asarray(labels)[order], classes)
+    train, test = data.subset(range(1680)), data.subset(range(1680, 1920))
+    run = seqclf.train_text_classifier(
+        train, tmp_path, model_options=TINY, train_config=TrainConfig(epochs=2), progress=False
+    )
+    assert 2**16 <= run.model_config.nb_buckets <= 2**24 // 120  # the table stays bounded
+    predictor = seqclf.load(tmp_path)
+    assert predictor.classes == classes
+    assert predictor.evaluate(test)["accuracy"] > 0.9  # chance: 1/120 (measured: 0.98)
+
+
 def test_a_rare_class_is_learned_and_a_never_predicted_one_is_named(tmp_path, capsys):
     data = _keyword_data([1003, 100], seed=1)
     run = seqclf.train_text_classifier(
