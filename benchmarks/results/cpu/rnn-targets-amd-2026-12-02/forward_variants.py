@@ -1,4 +1,8 @@
-"""Forward-only LSTM variants against Flax's nn.RNN(OptimizedLSTMCell), float32, CPU."""
+"""Forward-only LSTM variants against Flax's nn.RNN(OptimizedLSTMCell), float32, CPU.
+
+python forward_variants.py            # what forward_variants.txt records
+python forward_variants.py --unroll   # also ops.lstm with scan unroll 2 and 4 (2026-12-03)
+"""
 
 import sys
 import time
@@ -69,6 +73,8 @@ for B, T, F, H in shapes:
     xs = jnp.asarray(rng.normal(size=(B, T, F)).astype(np.float32))
     pj = jax.tree_util.tree_map(jnp.asarray, p)
     fns = {"seqclf ops.lstm": jax.jit(lambda p, x: ops.recurrence("lstm")(p, x)[0])}
+    for u in (2, 4) if "--unroll" in sys.argv else ():
+        fns[f"ops.lstm unroll {u}"] = jax.jit(lambda p, x, u=u: ops.lstm(p, x, unroll=u)[0])
     for k in ("concat", "two", "proj"):
         fns[k] = jax.jit(variant(k))
     model = nn.RNN(nn.OptimizedLSTMCell(H))
