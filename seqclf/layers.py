@@ -135,9 +135,7 @@ class MaxPooling1D(nn.Module):
             # whole windows, so the partial window at the end of a text is a window like any.
             size = self.pool_size
             x = ops.mask_padding(x, lengths, -jnp.inf)
-            x = jnp.pad(
-                x, ((0, 0), (0, -x.shape[1] % size), (0, 0)), constant_values=-jnp.inf
-            )
+            x = jnp.pad(x, ((0, 0), (0, -x.shape[1] % size), (0, 0)), constant_values=-jnp.inf)
             out_lengths = (lengths + size - 1) // size
             return ops.mask_padding(ops.max_pool1d(x, size), out_lengths), out_lengths
         x = _pad_time_to(x, self.pool_size)

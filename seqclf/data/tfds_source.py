@@ -21,8 +21,6 @@ from seqclf.data.dataset import QUOTE_LIMIT, TextDataset, cut, quoted
 _TFDS_READ_CHUNK = 5000
 
 
-
-
 class UnknownDatasetError(ValueError):
     """A name that TFDS does not know."""
 
