@@ -168,18 +168,12 @@ def load_data(path: Path) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_seqclf(
-    data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = False, dtype: str = "float32"
-) -> dict:
-    import jax
-
+def seqclf_model(cfg: Config, dtype: str = "float32"):
+    """seqclf's classifier at a config: the Keras IMDB CNN-LSTM, layer for layer."""
     import seqclf
-    from seqclf.data.batching import batches, num_batches
-    from seqclf.data.preprocessing import TextConfig
-    from seqclf.training import TrainConfig, create_train_state, evaluate, train_epoch
 
-    model = seqclf.build_classifier(
-        seqclf.presets.CLASSIC,  # the Keras model, layer for layer
+    return seqclf.build_classifier(
+        seqclf.presets.CLASSIC,
         vocab_size=VOCAB,
         embed_dim=EMBED,
         embed_dropout=EMBED_DROPOUT,
@@ -189,6 +183,18 @@ def run_seqclf(
         hidden_size=cfg.hidden,
         dtype=dtype,
     )
+
+
+def run_seqclf(
+    data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = False, dtype: str = "float32"
+) -> dict:
+    import jax
+
+    from seqclf.data.batching import batches, num_batches
+    from seqclf.data.preprocessing import TextConfig
+    from seqclf.training import TrainConfig, create_train_state, evaluate, train_epoch
+
+    model = seqclf_model(cfg, dtype)
     # 4 buckets: seqclf's default before it was data-driven.
     text = TextConfig(vocab_size=VOCAB, max_len=cfg.max_len, num_buckets=1 if fixed else 4)
     config = TrainConfig(epochs=epochs, batch_size=cfg.batch, seed=SEED, lazy_embedding=lazy)

@@ -9,30 +9,31 @@ update alone (clip + AdamW over every parameter, state donated), and the whole s
 """
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
-import seqclf
-from seqclf.training import TrainConfig, create_train_state
-from seqclf.training.step import TRAIN_KEYS, _weighted_cross_entropy, train_step_in_place
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+import train_speed  # noqa: E402  (puts the checkout on sys.path too)
 
-model = seqclf.build_classifier(
-    seqclf.presets.CLASSIC,
-    vocab_size=20000,
-    embed_dim=128,
-    embed_dropout=0.25,
-    conv_filters=(64,),
-    conv_kernel_size=5,
-    pool_size=4,
-    hidden_size=70,
+import seqclf  # noqa: E402
+from seqclf.training import TrainConfig, create_train_state  # noqa: E402
+from seqclf.training.step import (  # noqa: E402
+    TRAIN_KEYS,
+    _weighted_cross_entropy,
+    train_step_in_place,
 )
-config = TrainConfig(epochs=2, batch_size=30, seed=0)
+
+S = train_speed.CONFIGS["S"]
+model = train_speed.seqclf_model(S)
+config = TrainConfig(epochs=2, batch_size=S.batch, seed=0)
 rng = np.random.default_rng(0)
-B, T = 30, 100
+B, T = S.batch, S.max_len
 batch = {
-    "tokens": rng.integers(2, 20000, (B, T)).astype(np.int32),
+    "tokens": rng.integers(2, train_speed.VOCAB, (B, T)).astype(np.int32),
     "lengths": rng.integers(20, T + 1, B).astype(np.int32),
     "labels": rng.integers(0, 2, B).astype(np.int32),
     "weights": np.ones(B, np.float32),
@@ -102,7 +103,7 @@ frozen_grad = jax.jit(jax.value_and_grad(loss_table_frozen))
 median_ms("loss value and gradient, table held constant", lambda: frozen_grad(state.params, b))
 
 # The convolution alone, as the model runs it: (30, 100, 128) -> 64 filters of width 5, 'same'.
-conv_x = jax.random.normal(key, (B, T, 128))
+conv_x = jax.random.normal(key, (B, T, train_speed.EMBED))
 conv_w = state.params["conv0"]
 
 
