@@ -212,7 +212,8 @@ class Predictor:
             )
             block = None  # (len(chunk), ...) as the forward's rows, allocated at the first batch
             sizes = _row_sizes(batch_size)
-            for batch in stream:
+            calls = (part for b in stream for part in _split_by_bucket(b, sizes, self.buckets))
+            for batch in calls:
                 # Half the rows for a small call: a server's call of 29 texts then costs about
                 # half as much as 64 rows would, and its requests wait that much less.
                 rows = next(size for size in sizes if len(batch["tokens"]) <= size)
@@ -342,6 +343,30 @@ def _row_sizes(batch_size: int) -> tuple[int, ...]:
     """``(batch_size // 2, batch_size)``, or ``(batch_size,)`` when half would be under 8 rows."""
     half = batch_size // 2
     return (half, batch_size) if half >= 8 else (batch_size,)
+
+
+def _split_by_bucket(
+    batch: dict[str, np.ndarray], sizes: tuple[int, ...], buckets: list[int]
+) -> list[dict[str, np.ndarray]]:
+    """``batch`` as one call, or as two calls of ``sizes[0]`` rows when that pads fewer steps.
+
+    A batch of more than ``sizes[0]`` rows is padded to ``sizes[-1]`` rows of its longest row's
+    bucket. When its ``sizes[0]`` shortest rows (the first ones: prediction batches are sorted
+    by length) fit a smaller bucket, they go in a call of their own, cut to the bucket of the
+    longest of them, and the rest in a second call: a server's call of 60 reviews that mixes
+    short and long ones then pads half of them to a shorter length instead of all to the longest.
+    Both parts are calls of shapes already compiled. Rows keep their ``index``.
+    """
+    half, tokens, lengths = sizes[0], batch["tokens"], batch["lengths"]
+    if len(sizes) < 2 or len(tokens) <= half:
+        return [batch]
+    longest = int(lengths[:half].max(initial=0))
+    bucket = next((b for b in buckets if b >= longest), tokens.shape[1])
+    if bucket >= tokens.shape[1]:
+        return [batch]
+    first = {key: value[:half] for key, value in batch.items()}
+    first["tokens"] = tokens[:half, :bucket]
+    return [first, {key: value[half:] for key, value in batch.items()}]
 
 
 def _encode(vocabulary: Vocabulary, texts: list[Any], offset: int) -> list[np.ndarray]:

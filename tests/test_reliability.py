@@ -574,6 +574,39 @@ def test_a_small_call_runs_in_half_the_rows_and_predicts_the_same(predictor):
     np.testing.assert_allclose(one_by_one, many[:8], atol=1e-6)
 
 
+def test_a_call_of_short_and_long_texts_pads_the_short_half_to_its_own_bucket(predictor):
+    """A call of more than half a batch whose shorter half fits a smaller bucket runs as two
+    half-row calls (short half cut to its bucket, the rest at the longest one's), with the same
+    probabilities as a call of one text at a time; one that does not, as one full call."""
+    text = dataclasses.replace(predictor.text, num_buckets=4)  # the same model, 4 padded lengths
+    predictor = seqclf.Predictor(
+        predictor.config, predictor._params, predictor.vocabulary, predictor.classes, text=text
+    )
+    half, buckets = predictor.batch_size // 2, predictor.buckets
+    assert len(buckets) == 4 and predictor.row_sizes == (half, 2 * half)
+    short = ["good film"] * (half + 3)  # the 32 shortest rows fit buckets[0]
+    long = [" ".join(["bad", "plot"] * buckets[-1])] * 5  # cut to max_len: the longest bucket
+    texts = short[:5] + long + short[5:]
+    shapes = []
+    forward = predictor._forward
+    predictor._forward = lambda p, tokens, lengths: (  # records the shape of every device call
+        shapes.append(tokens.shape) or forward(p, tokens, lengths)
+    )
+    mixed = predictor.predict_proba(texts)
+    assert sorted(shapes) == [(half, buckets[0]), (half, buckets[-1])]
+    shapes.clear()
+    predictor.predict_proba(long * 8)  # all long: nothing to split
+    assert shapes == [(2 * half, buckets[-1])]
+    alone = np.concatenate([predictor.predict_proba([t]) for t in (short[0], long[0])])
+    is_long = np.array([t in long for t in texts])
+    np.testing.assert_allclose(
+        mixed[~is_long], np.broadcast_to(alone[0], mixed[~is_long].shape), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        mixed[is_long], np.broadcast_to(alone[1], mixed[is_long].shape), atol=1e-6
+    )
+
+
 def test_ten_thousand_texts_stream_without_being_held(predictor):
     base, _ = synthetic_reviews(50, seed=9)
     consumed = 0
