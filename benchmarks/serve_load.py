@@ -31,6 +31,7 @@ Clients and server share the machine's cores, as they would on one host.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import http.client
 import itertools
@@ -66,11 +67,17 @@ COLUMNS = [
     "p95_ms",
     "p99_ms",
     "texts_per_call",
+    "server_cpu_ms",
+    "client_cpu_ms",
     "note",
 ]
 # serve_load.md's table: the CSV's columns without the raw text count and duration.
 TABLE_COLUMNS = [c for c in COLUMNS if c not in ("texts", "seconds")]
 MODES = {"batching": [], "no-batching": ["--no-batching"]}
+CLIENT_KINDS = {
+    "asyncio": "coroutines of one asyncio event loop in this process (raw HTTP/1.1)",
+    "threads": "threads of this process with http.client",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,14 +197,78 @@ def get(port: int, path: str) -> tuple[int, Any]:
 
 
 def run_level(
-    port: int, bodies: list[bytes], per_request: int, clients: int, requests: int, seconds: float
+    port: int,
+    bodies: list[bytes],
+    per_request: int,
+    clients: int,
+    requests: int,
+    seconds: float,
+    client: str = "asyncio",
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """``clients`` threads, each with one keep-alive connection, sending requests one after
-    another until ``requests`` are sent in all or ``seconds`` have passed."""
-    tickets = itertools.count()
+    """``clients`` concurrent clients, each with one keep-alive connection, sending requests one
+    after another until ``requests`` are sent in all or ``seconds`` have passed.
+
+    ``client``: ``"asyncio"`` (one event loop, raw HTTP/1.1 on asyncio streams: the lighter
+    load generator, as ``wrk`` or ``hey`` would be) or ``"threads"`` (a thread per client with
+    ``http.client``, which costs the shared cores more per request). The CPU time this process
+    (the clients) and the server (``server_pid``) spent during the level is reported per request.
+    """
     stop_at = time.monotonic() + seconds
     latencies: list[float] = []
     errors: Counter = Counter()
+    before = get(port, "/healthz")[1]
+    cpu_before = _cpu_seconds(None), _cpu_seconds(server_pid)
+    start = time.perf_counter()
+    if client == "asyncio":
+        asyncio.run(_async_clients(port, bodies, clients, requests, stop_at, latencies, errors))
+    elif client == "threads":
+        _thread_clients(port, bodies, clients, requests, stop_at, latencies, errors)
+    else:
+        raise ValueError(f"client must be 'asyncio' or 'threads', got {client!r}")
+    wall = time.perf_counter() - start
+    cpu_after = _cpu_seconds(None), _cpu_seconds(server_pid)
+    after = get(port, "/healthz")[1]
+    calls = after["calls"] - before["calls"]
+    ms = sorted(1e3 * x for x in latencies)
+    sent = len(latencies) + sum(errors.values())
+
+    def cpu_ms(i: int) -> float | str:
+        if cpu_before[i] is None or cpu_after[i] is None or not sent:
+            return ""
+        return round(1e3 * (cpu_after[i] - cpu_before[i]) / sent, 3)
+
+    return {
+        "clients": clients,
+        "requests": sent,
+        "texts": len(latencies) * per_request,
+        "errors": sum(errors.values()),
+        "seconds": round(wall, 3),
+        "texts_per_s": round(len(latencies) * per_request / wall, 1) if wall else 0.0,
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p95_ms": round(percentile(ms, 95), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+        "texts_per_call": round((after["texts"] - before["texts"]) / calls, 2) if calls else "",
+        "server_cpu_ms": cpu_ms(1),
+        "client_cpu_ms": cpu_ms(0),
+        "note": ", ".join(f"{k}: {v}" for k, v in errors.items()),
+    }
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of this process (None) or of process ``pid`` (from /proc)."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _thread_clients(port, bodies, clients, requests, stop_at, latencies, errors) -> None:
+    tickets = itertools.count()
     headers = {"Content-Type": "application/json"}
 
     def client() -> None:
@@ -219,30 +290,63 @@ def run_level(
                 errors[f"HTTP {response.status}"] += 1
         conn.close()
 
-    before = get(port, "/healthz")[1]
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - start
-    after = get(port, "/healthz")[1]
-    calls = after["calls"] - before["calls"]
-    ms = sorted(1e3 * x for x in latencies)
-    return {
-        "clients": clients,
-        "requests": len(latencies) + sum(errors.values()),
-        "texts": len(latencies) * per_request,
-        "errors": sum(errors.values()),
-        "seconds": round(wall, 3),
-        "texts_per_s": round(len(latencies) * per_request / wall, 1) if wall else 0.0,
-        "p50_ms": round(percentile(ms, 50), 2),
-        "p95_ms": round(percentile(ms, 95), 2),
-        "p99_ms": round(percentile(ms, 99), 2),
-        "texts_per_call": round((after["texts"] - before["texts"]) / calls, 2) if calls else "",
-        "note": ", ".join(f"{k}: {v}" for k, v in errors.items()),
-    }
+
+
+async def _async_clients(port, bodies, clients, requests, stop_at, latencies, errors) -> None:
+    """The clients as coroutines of one event loop; each request is sent as prepared bytes and
+    its answer read by its Content-Length (the server never sends chunked answers)."""
+    tickets = itertools.count()
+    prepared = [
+        b"POST /v1/predict HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (HOST.encode(), len(body), body)
+        for body in bodies
+    ]
+
+    async def answer(reader: asyncio.StreamReader) -> int:
+        status = int((await reader.readline()).split()[1])
+        length = None
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise ValueError("an answer without Content-Length")
+        await reader.readexactly(length)
+        return status
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            while (i := next(tickets)) < requests and time.monotonic() < stop_at:
+                start = time.perf_counter()
+                try:
+                    writer.write(prepared[i % len(prepared)])
+                    async with asyncio.timeout(60):
+                        status = await answer(reader)
+                except (
+                    OSError,
+                    ValueError,
+                    IndexError,
+                    TimeoutError,
+                    asyncio.IncompleteReadError,
+                ) as err:
+                    errors[type(err).__name__] += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                    continue
+                if status == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors[f"HTTP {status}"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -543,8 +647,8 @@ def write_markdown(path: Path, rows, rss, soak_row, header: list[str], notes: li
         *header,
         "",
         "| mode | clients | requests | errors | texts/s | p50 ms | p95 ms | p99 ms | "
-        "texts per call | note |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "texts per call | server CPU ms/request | client CPU ms/request | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(k, "")) for k in TABLE_COLUMNS) + " |")
@@ -618,6 +722,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="batching,no-batching", help=f"of {list(MODES)}")
     p.add_argument("--soak", type=int, default=10000, help="requests of the soak run (0: none)")
     p.add_argument("--soak-clients", type=int, default=32)
+    p.add_argument(
+        "--client",
+        choices=sorted(CLIENT_KINDS),
+        default="asyncio",
+        help="the load generator: asyncio (lighter on the shared cores) or threads",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="the server's compiled batch")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=4, help="--no-batching workers")
@@ -693,10 +803,13 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 sampler.set_phase(f"{clients} clients")
                 # A few untimed requests first: connections, the server's first batches.
-                run_level(server.port, bodies, k, clients, clients * 2, args.level_seconds)
+                level = dict(client=args.client, server_pid=server.proc.pid)
+                run_level(server.port, bodies, k, clients, clients * 2, args.level_seconds, **level)
                 result = {
                     "mode": mode,
-                    **run_level(server.port, bodies, k, clients, args.requests, args.level_seconds),
+                    **run_level(
+                        server.port, bodies, k, clients, args.requests, args.level_seconds, **level
+                    ),
                 }
                 served.append(result)
                 print(
@@ -715,6 +828,8 @@ def main(argv: list[str] | None = None) -> dict:
                         args.soak_clients,
                         args.soak,
                         max(args.time_limit - (time.monotonic() - began), 1),
+                        client=args.client,
+                        server_pid=server.proc.pid,
                     ),
                 }
                 served.append(soak_row)
@@ -738,8 +853,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"Command: `{shlex.join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])}`.",
         f"Run served: `{run}`; {len(texts)} IMDB test reviews, {k} per request; each level "
         f"{args.requests} requests (or {args.level_seconds:g} s), after 2 untimed requests "
-        "per client. Clients (threads of this process, one keep-alive connection each) and "
-        "server share the machine's cores.",
+        f"per client. Clients: {CLIENT_KINDS[args.client]}, one keep-alive connection each; "
+        "clients and server share the machine's cores.",
     ]
     write_csv(rows, COLUMNS, args.out / "serve_load.csv")
     write_csv(rss, ["mode", "t_s", "rss_mib", "phase"], args.out / "serve_load_rss.csv")
