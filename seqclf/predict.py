@@ -9,7 +9,9 @@ results as one thread would (tested).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from seqclf.explain import Explanation
 
 CHUNK_TEXTS = 2048  # texts encoded at a time when streaming
+IN_FLIGHT_CALLS = 2  # device calls of one prediction that run at once
 
 
 class Predictor:
@@ -92,6 +95,9 @@ class Predictor:
 
         self._forward = forward
         self._head_forward = head_forward
+        # Device calls run in these threads, IN_FLIGHT_CALLS at a time: one call's recurrence
+        # (a sequence of small steps) keeps about 1.6 of 2 CPU cores busy, two at once 1.9.
+        self._calls = ThreadPoolExecutor(IN_FLIGHT_CALLS, thread_name_prefix="seqclf-predict")
         self._integrated_gradients = None
         if config is not None:
             from seqclf.explain import integrated_gradients_fn
@@ -191,6 +197,20 @@ class Predictor:
         if head is not None and head not in self.heads:
             raise ValueError(f"head must be one of {self.heads}, got {head!r}")
         single = head is None or len(self.heads) == 1
+        sizes = _row_sizes(batch_size)
+
+        def score(batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            # Half the rows for a small call: a server's call of 29 texts then costs about
+            # half as much as 64 rows would, and its requests wait that much less.
+            rows = next(size for size in sizes if len(batch["tokens"]) <= size)
+            padded, n_real = pad_batch(batch, rows)
+            tokens, lengths = jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
+            if single:
+                probs = self._forward(self._params, tokens, lengths)
+            else:
+                probs = self._head_forward(self._params, tokens, lengths, head)
+            return batch["index"], np.asarray(probs)[:n_real]
+
         texts = iter(texts)
         empty = EmptyTexts()
         offset = 0
@@ -211,22 +231,11 @@ class Predictor:
                 sort_by_length=True,
             )
             block = None  # (len(chunk), ...) as the forward's rows, allocated at the first batch
-            sizes = _row_sizes(batch_size)
             calls = (part for b in stream for part in _split_by_bucket(b, sizes, self.buckets))
-            for batch in calls:
-                # Half the rows for a small call: a server's call of 29 texts then costs about
-                # half as much as 64 rows would, and its requests wait that much less.
-                rows = next(size for size in sizes if len(batch["tokens"]) <= size)
-                padded, n_real = pad_batch(batch, rows)
-                tokens, lengths = jnp.asarray(padded["tokens"]), jnp.asarray(padded["lengths"])
-                if single:
-                    probs = self._forward(self._params, tokens, lengths)
-                else:
-                    probs = self._head_forward(self._params, tokens, lengths, head)
-                probs = np.asarray(probs)[:n_real]
+            for index, probs in _in_order(self._calls, score, calls, IN_FLIGHT_CALLS):
                 if block is None:
                     block = np.zeros((len(chunk), *probs.shape[1:]), probs.dtype)
-                block[batch["index"]] = probs
+                block[index] = probs
             yield block
         empty.warn(offset)
 
@@ -343,6 +352,24 @@ def _row_sizes(batch_size: int) -> tuple[int, ...]:
     """``(batch_size // 2, batch_size)``, or ``(batch_size,)`` when half would be under 8 rows."""
     half = batch_size // 2
     return (half, batch_size) if half >= 8 else (batch_size,)
+
+
+def _in_order(
+    pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable[Any], depth: int
+) -> Iterator[Any]:
+    """``fn(item)`` for each item, in ``pool``, up to ``depth`` at once; results in item order."""
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # an error or an abandoned stream: nothing left running on its behalf
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
 
 def _split_by_bucket(

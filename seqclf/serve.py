@@ -266,6 +266,7 @@ def create_app(
         max_wait_ms=settings.max_wait_ms,
         max_batch_texts=settings.max_batch_texts,
         max_queue=settings.max_queue,
+        batch_workers=settings.batch_workers,
         threads=settings.threads,
         explain_steps=settings.explain_steps,
     )

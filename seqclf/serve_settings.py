@@ -23,6 +23,8 @@ class ServeSettings:
       max_batch_texts: texts gathered at most per call; None: the predictor's batch size,
         ``--batch-size`` in ``seqclf serve``.
       max_queue: requests that may wait; more answer 503.
+      batch_workers: threads that gather and score batches when batching is on (2: one
+        gathers the next batch while the other's call runs).
       threads: worker threads when batching is off.
       max_texts: texts per request (413 above).
       max_chars: characters per text (413 above).
@@ -38,6 +40,7 @@ class ServeSettings:
     max_wait_ms: float = 5.0
     max_batch_texts: int | None = None
     max_queue: int = 256
+    batch_workers: int = 2
     threads: int = 4
     max_texts: int = 256
     max_chars: int = 100_000
@@ -53,6 +56,7 @@ class ServeSettings:
         problems = []
         at_least_one = (
             "max_queue",
+            "batch_workers",
             "threads",
             "max_texts",
             "max_chars",

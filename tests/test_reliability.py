@@ -607,6 +607,52 @@ def test_a_call_of_short_and_long_texts_pads_the_short_half_to_its_own_bucket(pr
     )
 
 
+def test_two_device_calls_run_at_once_and_give_the_same_rows(predictor, monkeypatch):
+    """Batches of one prediction run IN_FLIGHT_CALLS (2) at a time: two calls overlap, the rows
+    are bitwise those of one call at a time, and an error in a call reaches the caller."""
+    import seqclf.predict as predict_module
+
+    texts, _ = synthetic_reviews(6 * predictor.batch_size, seed=5)
+    forward, lock = predictor._forward, threading.Lock()
+    running, most = 0, 0
+
+    def counted(p, tokens, lengths):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)  # long enough for the next call to start meanwhile
+            return np.asarray(forward(p, tokens, lengths))
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(predictor, "_forward", counted)
+    overlapped = predictor.predict_proba(texts)
+    assert most == predict_module.IN_FLIGHT_CALLS == 2
+    monkeypatch.setattr(predict_module, "IN_FLIGHT_CALLS", 1)
+    most = 0
+    one_at_a_time = predictor.predict_proba(texts)
+    assert most == 1
+    np.testing.assert_array_equal(overlapped, one_at_a_time)
+
+    monkeypatch.setattr(predict_module, "IN_FLIGHT_CALLS", 2)
+    calls = 0
+
+    def failing(p, tokens, lengths):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("device lost")
+        return counted(p, tokens, lengths)
+
+    monkeypatch.setattr(predictor, "_forward", failing)
+    with pytest.raises(RuntimeError, match="device lost"):
+        predictor.predict_proba(texts)
+    assert running == 0  # nothing left running on the failed prediction's behalf
+
+
 def test_ten_thousand_texts_stream_without_being_held(predictor):
     base, _ = synthetic_reviews(50, seed=9)
     consumed = 0

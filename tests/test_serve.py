@@ -209,7 +209,7 @@ def wait_until(condition, timeout: float = 20) -> None:
 
 def test_an_error_in_prediction_is_a_500_for_that_request_only():
     fake = FakePredictor()
-    app = create_app(fake, ServeSettings(max_wait_ms=0))
+    app = create_app(fake, ServeSettings(max_wait_ms=0, batch_workers=1))
     with LiveServer(app) as live:
         fake.gate = threading.Event()  # after the warm-up: hold the worker...
         fake.entered.clear()
@@ -236,11 +236,12 @@ def test_an_error_in_prediction_is_a_500_for_that_request_only():
         assert_serving(live.port)
 
 
-@pytest.mark.parametrize("batching", [True, False])
-def test_micro_batching_shares_calls_between_requests(batching):
+@pytest.mark.parametrize("batching, workers", [(True, 1), (True, 2), (False, 1)])
+def test_micro_batching_shares_calls_between_requests(batching, workers):
     n = 32
     fake = FakePredictor()
-    app = create_app(fake, ServeSettings(batching=batching, max_wait_ms=20, threads=4))
+    settings = ServeSettings(batching=batching, max_wait_ms=20, threads=4, batch_workers=workers)
+    app = create_app(fake, settings)
     texts = [f"review number {i} " + "w" * i for i in range(n)]
     with LiveServer(app) as live:
         fake.calls.clear()  # the warm-up calls
@@ -257,9 +258,9 @@ def test_micro_batching_shares_calls_between_requests(batching):
         assert body["predictions"][0]["probabilities"]["pos"] == pytest.approx(p_pos(text))
     assert sorted(t for c in fake.calls for t in c) == sorted(texts)  # each scored once
     if batching:
-        # The first call (with whatever arrived within max_wait), then one call for all the
-        # requests that queued behind it.
-        assert len(fake.calls) <= 2, [len(c) for c in fake.calls]
+        # Each worker's first call (with whatever arrived within max_wait), then one call for
+        # all the requests that queued behind them.
+        assert len(fake.calls) <= workers + 1, [len(c) for c in fake.calls]
     else:
         assert len(fake.calls) == n and {len(c) for c in fake.calls} == {1}
     assert health["requests"] == n and health["calls"] == len(fake.calls)
@@ -268,7 +269,7 @@ def test_micro_batching_shares_calls_between_requests(batching):
 def test_a_full_queue_answers_503_with_retry_after():
     gate = threading.Event()
     fake = FakePredictor()
-    app = create_app(fake, ServeSettings(max_queue=1, max_wait_ms=0))
+    app = create_app(fake, ServeSettings(max_queue=1, max_wait_ms=0, batch_workers=1))
     with LiveServer(app) as live:
         fake.gate = gate  # after the warm-up: from now on every call waits for the test
         fake.entered.clear()

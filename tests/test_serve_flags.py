@@ -109,6 +109,7 @@ class _Socket:
         (["--max-texts", "0"], "--max-texts must be >= 1, got 0"),
         (["--read-timeout", "0"], "--read-timeout must be > 0, got 0.0"),
         (["--max-batch-texts", "0"], "--max-batch-texts must be >= 1, got 0"),
+        (["--batch-workers", "0"], "--batch-workers must be >= 1, got 0"),
         (["--max-wait-ms", "nan"], "--max-wait-ms must be a finite number, got nan"),
     ],
 )
@@ -129,8 +130,9 @@ def test_a_bad_value_is_one_line_and_status_2_before_the_port_is_taken(
 def test_the_settings_check_their_values_in_python_too():
     ServeSettings()  # the defaults are valid
     ServeSettings(max_wait_ms=0, retry_after_s=0, max_batch_texts=None)  # and the edges
-    for name in ("max_queue", "threads", "max_texts", "max_chars", "max_explain_texts",
-                 "max_body_bytes", "explain_steps", "max_batch_texts"):  # fmt: skip
+    for name in ("max_queue", "batch_workers", "threads", "max_texts", "max_chars",
+                 "max_explain_texts", "max_body_bytes", "explain_steps",
+                 "max_batch_texts"):  # fmt: skip
         with pytest.raises(ValueError, match=f"^invalid serve settings: {name} must be >= 1"):
             ServeSettings(**{name: 0})
     with pytest.raises(ValueError, match="read_timeout_s must be > 0"):
