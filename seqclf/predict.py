@@ -1,9 +1,9 @@
 """Prediction: ``Predictor``, texts → class probabilities with the model's text pipeline
 (``seqclf.load(dir)``, in ``seqclf.loading``, opens one from a checkpoint directory).
 
-A predictor holds no mutable state after loading (a jit-compiled forward function, parameters and
-the vocabulary), so one instance can serve several threads at once, and gives each the same
-results as one thread would (tested).
+A predictor holds no mutable state after loading (a jit-compiled forward function, parameters,
+the vocabulary, and the two threads its device calls run in), so one instance can serve several
+threads at once, and gives each the same results as one thread would (tested).
 """
 
 from __future__ import annotations
