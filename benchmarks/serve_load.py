@@ -37,6 +37,7 @@ import http.client
 import itertools
 import json
 import os
+import resource
 import shlex
 import signal
 import statistics
@@ -257,9 +258,9 @@ def run_level(
 
 def _cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU seconds of this process (None) or of process ``pid`` (from /proc)."""
-    if pid is None:
-        t = os.times()
-        return t.user + t.system
+    if pid is None:  # getrusage: microseconds (os.times counts 10 ms clock ticks)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:

@@ -78,7 +78,8 @@ def test_every_request_is_counted_once(fake_server, client):
     assert "HTTP 503: 12" in row["note"]
     assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert row["texts_per_call"] == pytest.approx(48 / 48)  # the fake counts 503s as calls
-    assert row["client_cpu_ms"] > 0 and row["server_cpu_ms"] > 0  # here: the same process
+    assert row["client_cpu_ms"] > 0  # microseconds, from getrusage
+    assert row["server_cpu_ms"] >= 0  # here the same process, in 10 ms clock ticks
 
 
 def test_an_unknown_client_kind_is_refused(fake_server):

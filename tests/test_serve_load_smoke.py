@@ -58,7 +58,8 @@ def test_serve_load_smoke(tmp_path, imdb_data_dir):
         assert float(r["texts_per_s"]) > 0
         assert 0 < float(r["p50_ms"]) <= float(r["p95_ms"]) <= float(r["p99_ms"])
         assert float(r["texts_per_call"]) >= 1
-        assert float(r["server_cpu_ms"]) > 0 and float(r["client_cpu_ms"]) > 0
+        # A level of 6 requests may take less than the server's 10 ms CPU clock tick.
+        assert float(r["server_cpu_ms"]) >= 0 and float(r["client_cpu_ms"]) > 0
     offline = {r["mode"]: r for r in rows if not r["clients"]}
     assert float(offline["offline seqclf predict_proba"]["texts_per_s"]) > 0
     for peer in ("fasttext", "keras", "torch"):
