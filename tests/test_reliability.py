@@ -613,26 +613,28 @@ def test_two_device_calls_run_at_once_and_give_the_same_rows(predictor, monkeypa
     import seqclf.predict as predict_module
 
     texts, _ = synthetic_reviews(6 * predictor.batch_size, seed=5)
-    forward, lock = predictor._forward, threading.Lock()
-    running, most = 0, 0
+    forward, changed = predictor._forward, threading.Condition()
+    running, most, await_company = 0, 0, True
 
     def counted(p, tokens, lengths):
         nonlocal running, most
-        with lock:
+        with changed:
             running += 1
             most = max(most, running)
+            changed.notify_all()
+            if await_company:  # until a second call runs too (the last one may wait in vain)
+                changed.wait_for(lambda: running >= 2, timeout=5)
         try:
-            time.sleep(0.05)  # long enough for the next call to start meanwhile
             return np.asarray(forward(p, tokens, lengths))
         finally:
-            with lock:
+            with changed:
                 running -= 1
 
     monkeypatch.setattr(predictor, "_forward", counted)
     overlapped = predictor.predict_proba(texts)
     assert most == predict_module.IN_FLIGHT_CALLS == 2
     monkeypatch.setattr(predict_module, "IN_FLIGHT_CALLS", 1)
-    most = 0
+    most, await_company = 0, False
     one_at_a_time = predictor.predict_proba(texts)
     assert most == 1
     np.testing.assert_array_equal(overlapped, one_at_a_time)
