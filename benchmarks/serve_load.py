@@ -215,18 +215,16 @@ def run_level(
     ``http.client``, which costs the shared cores more per request). The CPU time this process
     (the clients) and the server (``server_pid``) spent during the level is reported per request.
     """
+    if client not in CLIENT_KINDS:
+        raise ValueError(f"client must be one of {sorted(CLIENT_KINDS)}, got {client!r}")
     stop_at = time.monotonic() + seconds
     latencies: list[float] = []
     errors: Counter = Counter()
     before = get(port, "/healthz")[1]
     cpu_before = _cpu_seconds(None), _cpu_seconds(server_pid)
     start = time.perf_counter()
-    if client == "asyncio":
-        asyncio.run(_async_clients(port, bodies, clients, requests, stop_at, latencies, errors))
-    elif client == "threads":
-        _thread_clients(port, bodies, clients, requests, stop_at, latencies, errors)
-    else:
-        raise ValueError(f"client must be 'asyncio' or 'threads', got {client!r}")
+    clients_of_kind = _async_clients if client == "asyncio" else _thread_clients
+    clients_of_kind(port, bodies, clients, requests, stop_at, latencies, errors)
     wall = time.perf_counter() - start
     cpu_after = _cpu_seconds(None), _cpu_seconds(server_pid)
     after = get(port, "/healthz")[1]
@@ -298,7 +296,7 @@ def _thread_clients(port, bodies, clients, requests, stop_at, latencies, errors)
         t.join()
 
 
-async def _async_clients(port, bodies, clients, requests, stop_at, latencies, errors) -> None:
+def _async_clients(port, bodies, clients, requests, stop_at, latencies, errors) -> None:
     """The clients as coroutines of one event loop; each request is sent as prepared bytes and
     its answer read by its Content-Length (the server never sends chunked answers)."""
     tickets = itertools.count()
@@ -347,7 +345,10 @@ async def _async_clients(port, bodies, clients, requests, stop_at, latencies, er
         finally:
             writer.close()
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    async def all_clients() -> None:
+        await asyncio.gather(*(client() for _ in range(clients)))
+
+    asyncio.run(all_clients())
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -796,6 +797,7 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     for mode in args.mode_list:
         server = Server(run, MODES[mode] + server_args)
+        level = dict(client=args.client, server_pid=server.proc.pid)
         sampler = RssSampler(server, mode, args.rss_interval, rss)
         try:
             for clients in args.client_counts:
@@ -804,7 +806,6 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 sampler.set_phase(f"{clients} clients")
                 # A few untimed requests first: connections, the server's first batches.
-                level = dict(client=args.client, server_pid=server.proc.pid)
                 run_level(server.port, bodies, k, clients, clients * 2, args.level_seconds, **level)
                 result = {
                     "mode": mode,
@@ -829,8 +830,7 @@ def main(argv: list[str] | None = None) -> dict:
                         args.soak_clients,
                         args.soak,
                         max(args.time_limit - (time.monotonic() - began), 1),
-                        client=args.client,
-                        server_pid=server.proc.pid,
+                        **level,
                     ),
                 }
                 served.append(soak_row)

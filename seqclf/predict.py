@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqclf.checkpoint import CheckpointError, CheckpointStore
-from seqclf.data.batching import batches, pad_batch
+from seqclf.data.batching import batches, pad_batch, padded_length
 from seqclf.data.empty_texts import EmptyTexts
 from seqclf.data.empty_texts import EmptyTextWarning as EmptyTextWarning
 from seqclf.data.preprocessing import TextConfig
@@ -387,8 +387,7 @@ def _split_by_bucket(
     half, tokens, lengths = sizes[0], batch["tokens"], batch["lengths"]
     if len(sizes) < 2 or len(tokens) <= half:
         return [batch]
-    longest = int(lengths[:half].max(initial=0))
-    bucket = next((b for b in buckets if b >= longest), tokens.shape[1])
+    bucket = padded_length(int(lengths[:half].max(initial=0)), buckets)
     if bucket >= tokens.shape[1]:
         return [batch]
     first = {key: value[:half] for key, value in batch.items()}

@@ -66,6 +66,12 @@ def bucket_boundaries(max_len: int, num_buckets: int = 4) -> list[int]:
     return out
 
 
+def padded_length(longest: int, buckets: Sequence[int]) -> int:
+    """The smallest of the increasing ``buckets`` that holds a row of ``longest`` tokens (the
+    padded width of a batch whose longest row it is; ``longest`` <= the last bucket)."""
+    return int(buckets[int(np.searchsorted(buckets, longest))])
+
+
 def num_batches(n: int, batch_size: int, drop_remainder: bool = False) -> int:
     """Number of batches ``batches`` yields for ``n`` sequences."""
     if batch_size <= 0:
@@ -160,7 +166,7 @@ def batches(
     def generate() -> Iterator[dict[str, np.ndarray]]:
         for rows in groups:
             row_lengths = lengths[rows]
-            width = int(bounds[np.searchsorted(bounds, row_lengths.max(initial=0))])
+            width = padded_length(int(row_lengths.max(initial=0)), bounds)
             tokens = np.zeros((rows.size, width), dtype=np.int32)
             for r, i in enumerate(rows.tolist()):
                 ids = truncate(token_ids[i], max_len, truncating)
