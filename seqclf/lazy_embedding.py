@@ -39,6 +39,30 @@ import optax
 UPDATE_BLOCK = 1024
 # The optimizer label of the lazily updated table (``HeadSpec.param_labels(..., lazy=True)``).
 LAZY = "lazy"
+# Below this, r^k is taken as 0 (r^k < 1e-30 after ~650 steps away): no denormal arithmetic.
+TINY = 1e-30
+
+
+class RowsBehind(NamedTuple):
+    """How far each row of a table is behind dense Adam (module docstring), all (V,).
+
+    Attributes:
+      steps: int32, k: steps since the row was last updated (0: up to date).
+      drift: float32, S: the row's distance still to move, in units of its m/(√v + eps).
+      decay: float32, D: the factor weight decay still has to apply to the row (1 without).
+    """
+
+    steps: jax.Array
+    drift: jax.Array
+    decay: jax.Array
+
+    @classmethod
+    def up_to_date(cls, vocab_size: int) -> RowsBehind:
+        return cls(
+            jnp.zeros((vocab_size,), jnp.int32),
+            jnp.zeros((vocab_size,), jnp.float32),
+            jnp.ones((vocab_size,), jnp.float32),
+        )
 
 
 class LazyAdamState(NamedTuple):
@@ -46,13 +70,16 @@ class LazyAdamState(NamedTuple):
 
     Attributes:
       count: () int32, steps taken.
-      mu: Adam's first moments, (V, E) for the table (the params' tree, as optax's Adam).
+      mu: Adam's first moments, (V, E) for the table (the params' tree, as optax's Adam), each
+        row as of its last update.
       nu: Adam's second moments, likewise.
+      behind: a ``RowsBehind`` per table (the params' tree): what each row still owes.
     """
 
     count: jax.Array
     mu: optax.Updates
     nu: optax.Updates
+    behind: optax.Updates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,46 +93,89 @@ class LazyAdam:
     b2: float = 0.999
     eps: float = 1e-8
 
+    def brought_up(
+        self, table: jax.Array, mu: jax.Array, nu: jax.Array, behind: RowsBehind
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Rows (…, E) of a table and their moments as dense Adam has them now, from their
+        values at their last update and how far they are ``behind`` (…,) (module docstring)."""
+        ratio = mu / (jnp.sqrt(nu) + self.eps)  # 0 for a row never updated (mu = nu = 0)
+        k = behind.steps.astype(jnp.float32)[..., None]
+        table = table * behind.decay[..., None] - ratio * behind.drift[..., None]
+        return table, mu * self.b1**k, nu * self.b2**k
+
     def update_rows(
         self,
         table: jax.Array,
         mu: jax.Array,
         nu: jax.Array,
+        behind: RowsBehind,
         rows: jax.Array,
         grads: jax.Array,
         step: jax.Array,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """One Adam(W) step on the given rows of ``table``; every other row's moments are left
-        as they are.
+        """One Adam(W) step on the given rows of ``table``, each first brought up to date.
 
         Args:
           table, mu, nu: (V, E) the table and its moments.
+          behind: the table's ``RowsBehind`` before this step.
           rows: (N,) distinct row ids; ids ≥ V are padding and are ignored.
           grads: (N, E) the gradient of each of those rows.
           step: the number of steps taken before this one (0 for the first).
 
         Returns:
           ``(updates, mu, nu)``: (N, E) what to add to each of those rows (0 for padding) and
-          the new (V, E) moments.
+          the new (V, E) moments (every other row's as they were).
         """
         count = (step + 1).astype(jnp.float32)
-        m = self.b1 * mu.at[rows].get(mode="fill", fill_value=0) + (1 - self.b1) * grads
-        v = self.b2 * nu.at[rows].get(mode="fill", fill_value=0) + (1 - self.b2) * grads**2
+        old = table.at[rows].get(mode="fill", fill_value=0)
+        lag = RowsBehind(
+            behind.steps.at[rows].get(mode="fill", fill_value=0),
+            behind.drift.at[rows].get(mode="fill", fill_value=0),
+            behind.decay.at[rows].get(mode="fill", fill_value=1),
+        )
+        now, m, v = self.brought_up(
+            old,
+            mu.at[rows].get(mode="fill", fill_value=0),
+            nu.at[rows].get(mode="fill", fill_value=0),
+            lag,
+        )
+        m = self.b1 * m + (1 - self.b1) * grads
+        v = self.b2 * v + (1 - self.b2) * grads**2
         m_hat = m / (1 - self.b1**count)
         v_hat = v / (1 - self.b2**count)
-        old = table.at[rows].get(mode="fill", fill_value=0)
-        # Negated here and added to the row later: old + (-x) is old - x exactly.
-        updates = -(
-            self.learning_rate(step)
-            * (m_hat / (jnp.sqrt(v_hat) + self.eps) + self.weight_decay * old)
+        step_taken = self.learning_rate(step) * (
+            m_hat / (jnp.sqrt(v_hat) + self.eps) + self.weight_decay * now
         )
+        # (now - old) is 0 for a row that was up to date: then old + update is old - step_taken.
+        updates = (now - old) - step_taken
         return updates, mu.at[rows].set(m, mode="drop"), nu.at[rows].set(v, mode="drop")
+
+    def advance(self, behind: RowsBehind, rows: jax.Array, step: jax.Array) -> RowsBehind:
+        """``behind`` after this step: the rows ``rows`` (N,) (ids ≥ V ignored) took it and are
+        up to date; every other row skipped it (its moments decay and it still owes the move
+        dense Adam made: (V,) work)."""
+        count = (step + 1).astype(jnp.float32)
+        rate = self.learning_rate(step)
+        correction = jnp.sqrt(1 - self.b2**count) / (1 - self.b1**count)
+        steps = behind.steps + 1
+        r_k = (self.b1 / jnp.sqrt(self.b2)) ** steps.astype(jnp.float32)
+        r_k = jnp.where(r_k < TINY, 0.0, r_k)
+        shrink = 1 - rate * self.weight_decay
+        skipped = RowsBehind(
+            steps, behind.drift * shrink + rate * correction * r_k, behind.decay * shrink
+        )
+        return RowsBehind(
+            skipped.steps.at[rows].set(0, mode="drop"),
+            skipped.drift.at[rows].set(0.0, mode="drop"),
+            skipped.decay.at[rows].set(1.0, mode="drop"),
+        )
 
     def update(
         self,
         table: jax.Array,
         mu: jax.Array,
         nu: jax.Array,
+        behind: RowsBehind,
         rows: jax.Array,
         grads: jax.Array,
         step: jax.Array,
@@ -138,7 +208,7 @@ class LazyAdam:
             at = jax.lax.dynamic_slice(places, (i * block,), (block,))
             block_rows = rows.at[at].get(mode="fill", fill_value=vocab_size)
             block_grads = out.at[at].get(mode="fill", fill_value=0)  # each place read once
-            updates, mu, nu = self.update_rows(table, mu, nu, block_rows, block_grads, step)
+            updates, mu, nu = self.update_rows(table, mu, nu, behind, block_rows, block_grads, step)
             return out.at[at].set(updates, mode="drop"), mu, nu
 
         blocks = (jnp.sum(real, dtype=jnp.int32) + block - 1) // block
@@ -149,18 +219,25 @@ def lazy_adam(
     learning_rate: optax.ScalarOrSchedule,
     weight_decay: float = 0.0,
     block: int = UPDATE_BLOCK,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
 ) -> optax.GradientTransformationExtraArgs:
     """Lazy Adam(W) as an optax transformation over row-sparse gradients.
 
     ``update(updates, state, params, *, embedding_rows)``: each leaf of ``updates`` is (N, E),
     the gradient of the rows ``embedding_rows`` (N,) of the matching (V, E) leaf of ``params``
     (ids ≥ V are padding, from ``row_gradients``); the update returned has that (N, E) layout,
-    for ``apply_row_updates``. Rows not named keep their moments (their update is not computed).
+    for ``apply_row_updates``. Rows not named are not touched (table, mu and nu): the state
+    records how far behind they fall (``RowsBehind``), and ``catch_up`` or their next use
+    settles it.
 
     Args:
       learning_rate: a rate or a schedule of the step.
-      weight_decay: AdamW's decoupled weight decay of the rows updated.
+      weight_decay: AdamW's decoupled weight decay (every row's, absent ones settled later).
       block: rows per iteration of the update loop (``LazyAdam.update``).
+      b1, b2, eps: Adam's (optax's defaults; ``catch_up`` assumes these unless given its own).
 
     Returns:
       An optax ``GradientTransformationExtraArgs``, to chain after ``optax.clip_by_global_norm``
@@ -171,12 +248,15 @@ def lazy_adam(
       ``LazyAdam``.
     """
     schedule = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
-    rows_adam = LazyAdam(schedule, weight_decay=weight_decay)
+    rows_adam = LazyAdam(schedule, weight_decay=weight_decay, b1=b1, b2=b2, eps=eps)
 
     def init_fn(params: optax.Params) -> LazyAdamState:
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         return LazyAdamState(
-            jnp.zeros([], jnp.int32), zeros, jax.tree_util.tree_map(jnp.zeros_like, params)
+            jnp.zeros([], jnp.int32),
+            zeros,
+            jax.tree_util.tree_map(jnp.zeros_like, params),
+            jax.tree_util.tree_map(lambda t: RowsBehind.up_to_date(t.shape[0]), params),
         )
 
     def update_fn(
@@ -195,19 +275,23 @@ def lazy_adam(
             grads,
             jax.tree_util.tree_leaves(state.mu),
             jax.tree_util.tree_leaves(state.nu),
+            _behind_leaves(state.behind),
             jax.tree_util.tree_leaves(params),
             strict=True,
         )
         out = [
-            rows_adam.update(table, mu, nu, embedding_rows, g, state.count, block)
-            for g, mu, nu, table in leaves
+            (
+                *rows_adam.update(table, mu, nu, behind, embedding_rows, g, state.count, block),
+                rows_adam.advance(behind, embedding_rows, state.count),
+            )
+            for g, mu, nu, behind, table in leaves
         ]
         if not out:  # none of the tree's leaves is this transform's
-            return updates, LazyAdamState(state.count + 1, state.mu, state.nu)
-        new_updates, mu, nu = (
+            return updates, state._replace(count=state.count + 1)
+        new_updates, mu, nu, behind = (
             jax.tree_util.tree_unflatten(treedef, list(x)) for x in zip(*out, strict=True)
         )
-        return new_updates, LazyAdamState(state.count + 1, mu, nu)
+        return new_updates, LazyAdamState(state.count + 1, mu, nu, behind)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -302,9 +386,11 @@ def apply_row_updates(
     return join_embedding(table, optax.apply_updates(rest, rest_updates), name)
 
 
-def table_moments(opt_state: optax.OptState) -> tuple[jax.Array, jax.Array]:
-    """The (V, E) Adam moments ``(mu, nu)`` of the lazily updated table, found in the state of
-    the whole optimizer (``make_optimizer``'s chain); for inspection and tests."""
+def _behind_leaves(tree: Any) -> list[RowsBehind]:
+    return jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, RowsBehind))
+
+
+def _lazy_state(opt_state: optax.OptState) -> LazyAdamState:
     found = [
         s
         for s in jax.tree_util.tree_leaves(
@@ -312,7 +398,58 @@ def table_moments(opt_state: optax.OptState) -> tuple[jax.Array, jax.Array]:
         )
         if isinstance(s, LazyAdamState)
     ]
-    if len(found) != 1:
-        raise ValueError(f"expected one lazy Adam state in the optimizer state, found {len(found)}")
-    (mu,), (nu,) = jax.tree_util.tree_leaves(found[0].mu), jax.tree_util.tree_leaves(found[0].nu)
+    if len(found) != 1 or len(jax.tree_util.tree_leaves(found[0].mu)) != 1:
+        raise ValueError(f"expected one lazy Adam table in the optimizer state, found {found!r}")
+    return found[0]
+
+
+def table_moments(opt_state: optax.OptState) -> tuple[jax.Array, jax.Array]:
+    """The (V, E) Adam moments ``(mu, nu)`` of the lazily updated table, found in the state of
+    the whole optimizer (``make_optimizer``'s chain), each row as of its last update; for
+    inspection and tests."""
+    state = _lazy_state(opt_state)
+    (mu,), (nu,) = jax.tree_util.tree_leaves(state.mu), jax.tree_util.tree_leaves(state.nu)
     return mu, nu
+
+
+def catch_up(
+    params: dict[str, Any], opt_state: optax.OptState, name: str, adam: LazyAdam | None = None
+) -> tuple[dict[str, Any], optax.OptState]:
+    """Every row of the table ``params[name]`` brought to the value and moments dense Adam
+    would have given it by now (module docstring); every row is then up to date.
+
+    The training loop calls this at the end of each epoch and before each checkpoint
+    (``TrainState.caught_up``), so what is validated, saved and served is dense Adam's table.
+    Bringing a row up to date twice is the same as once: a second call changes nothing.
+
+    Args:
+      params: the parameters; ``params[name]["embedding"]`` is the (V, E) table.
+      opt_state: the whole optimizer's state, holding one ``LazyAdamState``.
+      name: the embedding module's name.
+      adam: whose b1, b2 and eps (default: ``LazyAdam``'s, those ``lazy_adam`` uses).
+
+    Returns:
+      ``(params, opt_state)`` with the table, its moments and its ``RowsBehind`` replaced.
+    """
+    adam = adam or LazyAdam(learning_rate=lambda _: 0.0)
+    table, rest = split_embedding(params, name)
+    state = _lazy_state(opt_state)
+    (mu,), (nu,) = jax.tree_util.tree_leaves(state.mu), jax.tree_util.tree_leaves(state.nu)
+    (behind,) = _behind_leaves(state.behind)
+    table, mu, nu = adam.brought_up(table, mu, nu, behind)
+    caught = LazyAdamState(
+        state.count,
+        jax.tree_util.tree_map(lambda _: mu, state.mu),
+        jax.tree_util.tree_map(lambda _: nu, state.nu),
+        jax.tree_util.tree_map(
+            lambda _: RowsBehind.up_to_date(table.shape[0]),
+            state.behind,
+            is_leaf=lambda x: isinstance(x, RowsBehind),
+        ),
+    )
+    opt_state = jax.tree_util.tree_map(
+        lambda s: caught if isinstance(s, LazyAdamState) else s,
+        opt_state,
+        is_leaf=lambda x: isinstance(x, LazyAdamState),
+    )
+    return join_embedding(table, rest, name), opt_state

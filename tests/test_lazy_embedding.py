@@ -1,4 +1,5 @@
-"""Lazy Adam for the embedding: dense Adam's step on the rows in the batch, nothing elsewhere.
+"""Lazy Adam for the embedding: dense Adam's step on the rows in the batch, nothing elsewhere
+until a row is used again or the table is caught up, and then dense Adam's values.
 
 It is an optax transformation in the one train step: the same ``train_step`` trains a lazy and a
 dense state, with the same clipping (``optax.clip_by_global_norm`` over every gradient).
@@ -10,11 +11,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import seqclf
 from seqclf import training
-from seqclf.lazy_embedding import LazyAdam, apply_row_updates, row_gradients, table_moments
+from seqclf.lazy_embedding import (
+    LazyAdam,
+    RowsBehind,
+    apply_row_updates,
+    catch_up,
+    lazy_adam,
+    row_gradients,
+    table_moments,
+)
 from seqclf.training import step as step_module
 
 VOCAB = 12
@@ -61,26 +71,78 @@ def test_with_every_row_in_every_batch_it_is_dense_adam(clip_norm):
     assert int(lazy.step) == 4
 
 
-def test_rows_not_in_the_batch_are_left_exactly_as_they_are():
+def test_rows_not_in_the_batch_wait_and_then_catch_up_with_dense_adam():
     rng = np.random.default_rng(1)
     dense, lazy = _states()
     before = np.asarray(lazy.params["embedding"]["embedding"])
-    seen = [2, 3, 5, 7]
-    batch = _batch(rng.choice(seen, size=(4, VOCAB)), rng)
+    every, first = [2, 3, 5, 7], [8, 9]  # rows in every batch; rows in the first batch only
+    lazy, _ = step_module.train_step(lazy, _batch(rng.choice(every + first, (4, VOCAB)), rng))
+    after_first = np.asarray(lazy.params["embedding"]["embedding"])
+    mu_first = np.asarray(table_moments(lazy.opt_state)[0])
     for _ in range(3):
-        lazy, _ = step_module.train_step(lazy, batch)
-        dense, _ = step_module.train_step(dense, batch)
+        lazy, _ = step_module.train_step(lazy, _batch(rng.choice(every, (4, VOCAB)), rng))
+    rng = np.random.default_rng(1)  # the same batches for dense Adam
+    dense, _ = step_module.train_step(dense, _batch(rng.choice(every + first, (4, VOCAB)), rng))
+    for _ in range(3):
+        dense, _ = step_module.train_step(dense, _batch(rng.choice(every, (4, VOCAB)), rng))
+
     after = np.asarray(lazy.params["embedding"]["embedding"])
-    unseen = [i for i in range(VOCAB) if i not in seen]
-    np.testing.assert_array_equal(after[unseen], before[unseen])
-    mu, nu = table_moments(lazy.opt_state)
-    assert np.abs(np.asarray(mu)[unseen]).max() == 0.0
-    assert np.abs(np.asarray(nu)[unseen]).max() == 0.0
-    assert (np.abs(np.asarray(mu)[seen]).max(axis=1) > 0).all()
-    assert (np.abs(after[seen] - before[seen]).max(axis=1) > 0).all()
-    # The rows that were in every batch took dense Adam's steps.
+    never = [i for i in range(VOCAB) if i not in every + first]
+    np.testing.assert_array_equal(after[never], before[never])
+    # Rows away from the batch are not touched: neither the table nor their moments.
+    np.testing.assert_array_equal(after[first], after_first[first])
+    np.testing.assert_array_equal(
+        np.asarray(table_moments(lazy.opt_state)[0])[first], mu_first[first]
+    )
     dense_table = np.asarray(dense.params["embedding"]["embedding"])
-    np.testing.assert_allclose(after[seen], dense_table[seen], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(after[every], dense_table[every], rtol=1e-5, atol=1e-7)
+    assert np.abs(after[first] - dense_table[first]).max() > 1e-4  # dense Adam kept moving them
+
+    caught = lazy.caught_up()
+    table = np.asarray(caught.params["embedding"]["embedding"])
+    np.testing.assert_allclose(table, dense_table, rtol=1e-5, atol=1e-6)
+    again = caught.caught_up()  # every row is up to date: nothing changes, to the bit
+    for a, b in zip(
+        jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(caught), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_caught_up_it_is_optax_adamw_on_row_sparse_gradients(weight_decay):
+    # Rows come and go for 80 steps of a warm-up + cosine schedule; with eps far below the
+    # gradients' scale, catching up is exact up to float32 rounding (module docstring).
+    rng = np.random.default_rng(4)
+    vocab, dim, steps = 40, 6, 80
+    schedule = optax.warmup_cosine_decay_schedule(0.0, 0.05, 8, steps, 0.005)
+    start = jnp.asarray(rng.normal(size=(vocab, dim)), jnp.float32)
+    dense_tx = optax.adamw(schedule, eps=1e-12, weight_decay=weight_decay)
+    lazy_tx = lazy_adam(schedule, weight_decay=weight_decay, eps=1e-12, block=8)
+    dense, dense_state = start, dense_tx.init(start)
+    lazy, lazy_state = start, lazy_tx.init(start)
+    popularity = 1.0 / np.arange(1, vocab + 1)  # a few rows often, most rarely
+    for _ in range(steps):
+        rows = np.unique(rng.choice(vocab, size=10, p=popularity / popularity.sum()))
+        grads = rng.normal(size=(len(rows), dim)).astype(np.float32)
+        dense_grads = jnp.zeros((vocab, dim)).at[rows].set(grads)
+        updates, dense_state = dense_tx.update(dense_grads, dense_state, dense)
+        dense = optax.apply_updates(dense, updates)
+        padded = np.full(16, vocab)  # row_gradients' layout: distinct ids, padding = V
+        padded[: len(rows)] = rows
+        row_grads = np.zeros((16, dim), np.float32)
+        row_grads[: len(rows)] = grads
+        updates, lazy_state = lazy_tx.update(
+            jnp.asarray(row_grads), lazy_state, lazy, embedding_rows=jnp.asarray(padded)
+        )
+        lazy = lazy.at[padded].add(updates, mode="drop")
+    params, caught_state = catch_up(
+        {"embedding": {"embedding": lazy}}, lazy_state, "embedding", LazyAdam(schedule, eps=1e-12)
+    )
+    np.testing.assert_allclose(params["embedding"]["embedding"], dense, rtol=2e-5, atol=2e-6)
+    assert np.abs(np.asarray(lazy) - np.asarray(dense)).max() > 1e-3  # before: rows behind
+    mu, nu = table_moments(caught_state)
+    np.testing.assert_allclose(mu, dense_state[0].mu, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(nu, dense_state[0].nu, rtol=1e-4, atol=1e-12)
 
 
 def test_row_gradients_are_the_rows_of_the_dense_gradient():
@@ -124,10 +186,15 @@ def test_the_block_loop_updates_each_real_row_once_as_one_big_update_would(ids, 
         rows, grads = row_gradients(jnp.asarray(ids), vector_grads, vocab)
     else:  # only padding places
         rows, grads = jnp.full(8, vocab), jnp.zeros((8, dim))
+    behind = RowsBehind(  # rows behind by 0-5 steps: each is brought up to date first
+        jnp.asarray(rng.integers(0, 6, vocab), jnp.int32),
+        jnp.asarray(rng.uniform(0, 0.3, vocab), jnp.float32),
+        jnp.asarray(rng.uniform(0.9, 1.0, vocab), jnp.float32),
+    )
     lazy = LazyAdam(learning_rate=lambda step: 0.1, weight_decay=0.01)
     step = jnp.asarray(2)
-    expected = lazy.update_rows(table, mu, nu, rows, grads, step)
-    got = lazy.update(table, mu, nu, rows, grads, step, block=block)
+    expected = lazy.update_rows(table, mu, nu, behind, rows, grads, step)
+    got = lazy.update(table, mu, nu, behind, rows, grads, step, block=block)
     for e, g in zip(expected, got, strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-6, atol=1e-7)
     new_table = apply_row_updates(

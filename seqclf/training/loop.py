@@ -161,6 +161,8 @@ def train_epoch(
         if run.stop_reason is not None or run.end_epoch:
             break
     pending.fetch()
+    if run.state.lazy_embedding:  # what is validated and saved is dense Adam's table
+        run.state = steps.caught_up_in_place(run.state)
     metrics = run.progress.running.means()
     if alone:
         callbacks.on_epoch_trained(run, metrics)

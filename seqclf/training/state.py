@@ -13,7 +13,7 @@ from flax.training import train_state
 
 from seqclf.distributed import DataParallel
 from seqclf.heads import EMBEDDED, HeadSpec
-from seqclf.lazy_embedding import LAZY, apply_row_updates, lazy_adam
+from seqclf.lazy_embedding import LAZY, apply_row_updates, catch_up, lazy_adam
 from seqclf.training.config import TrainConfig
 
 
@@ -46,6 +46,14 @@ class TrainState(train_state.TrainState):
             )
             params = apply_row_updates(self.params, updates, embedding_rows, self.heads.embedding)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state)
+
+    def caught_up(self) -> TrainState:
+        """The state with every row of a lazily updated table brought to dense Adam's value
+        (``seqclf.lazy_embedding.catch_up``); the state itself without ``lazy_embedding``."""
+        if not self.lazy_embedding:
+            return self
+        params, opt_state = catch_up(self.params, self.opt_state, self.heads.embedding)
+        return self.replace(params=params, opt_state=opt_state)
 
 
 def learning_rate_schedule(config: TrainConfig, total_steps: int, peak: float) -> optax.Schedule:
