@@ -145,6 +145,9 @@ def train_epoch(
     pending = _PendingMetrics(run, callbacks)
     run.sync, run.step = pending.fetch, int(run.state.step)  # the step: one wait per epoch
     skip = run.progress.batch
+    # Lazy Adam's table is caught up with dense Adam at the epoch's end and every save_every
+    # batches: points fixed by the config, so a resumed run catches up where the original did.
+    lazy = run.state.lazy_embedding
     for i, batch in enumerate(stream):
         if i < skip:
             continue
@@ -155,13 +158,15 @@ def train_epoch(
         )
         pending.add(run.step, values)
         run.step, run.progress.batch = run.step + 1, i + 1
+        if lazy and config.save_every and run.progress.batch % config.save_every == 0:
+            run.state = steps.caught_up_in_place(run.state)  # before a checkpoint may be saved
         if len(pending.steps) >= config.log_every:
             pending.fetch()
         callbacks.on_step_end(run)
         if run.stop_reason is not None or run.end_epoch:
             break
     pending.fetch()
-    if run.state.lazy_embedding:  # what is validated and saved is dense Adam's table
+    if lazy:  # what is validated and saved is dense Adam's table
         run.state = steps.caught_up_in_place(run.state)
     metrics = run.progress.running.means()
     if alone:

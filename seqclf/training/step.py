@@ -76,8 +76,8 @@ train_step = jax.jit(_train_step)
 # which writes a few rows, first copies all three whole.
 train_step_in_place = jax.jit(_train_step, donate_argnums=0)
 # The lazily updated table's rows brought up to date (TrainState.caught_up), in place; train_epoch
-# calls it at its end and the Checkpoint callback before saving: the same points in a run and in
-# its resumption, so a resumed run still ends bitwise as an uninterrupted one.
+# calls it at its end and every save_every batches (before a checkpoint may be saved): points the
+# config fixes, the same in a run and its resumption, so a resumed run ends bitwise as the other.
 caught_up_in_place = jax.jit(TrainState.caught_up, donate_argnums=0)
 
 

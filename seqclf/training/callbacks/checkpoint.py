@@ -15,7 +15,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seqclf.checkpoint import DiskFullError
-from seqclf.training import step as steps
 from seqclf.training.callbacks.base import Callback
 from seqclf.training.callbacks.loss_watch import TrainingDiverged
 from seqclf.training.run import FINISHED, Progress, Run
@@ -95,8 +94,6 @@ class Checkpoint(Callback):
         """The current state, progress and history as step ``run.state.step``."""
         if self.store is None:
             return
-        if run.state.lazy_embedding:  # saved, and later served: dense Adam's table
-            run.state = steps.caught_up_in_place(run.state)
         state = run.state
         leaves = jax.tree_util.tree_leaves(state.params)
         if not all(np.isfinite(np.asarray(x)).all() for x in leaves):
