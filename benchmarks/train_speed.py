@@ -13,8 +13,10 @@ Implementations, each run in its own subprocess (its own thread pools and settin
                   train_step is the library's), TrainConfig defaults otherwise: length bucketing
                   (num_buckets=4), Adam(W) with warm-up + cosine decay and clip-norm 1.0
     seqclf-fixed  the same with num_buckets=1: every batch padded to the max length
+    seqclf-dense  the same as seqclf with lazy_embedding=False: dense Adam over the whole
+                  embedding table at every step (today the same as seqclf, whose default it is)
     seqclf-lazy   the same as seqclf with lazy_embedding=True: Adam updates only the embedding
-                  rows of each batch's words (a different optimizer for the table: LazyAdam)
+                  rows of each batch's words, the others catching up later (seqclf.lazy_embedding)
     seqclf-bf16   the same as seqclf with dtype="bfloat16" (bfloat16 matmuls, float32 state and
                   master weights); only when asked for with --impls
     keras         Keras 3 Sequential on the JAX backend, model.fit / model.evaluate
@@ -80,11 +82,12 @@ CONFIGS = {
     "S": Config(max_len=100, hidden=70, batch=30),  # the Keras IMDB CNN-LSTM example
     "L": Config(max_len=400, hidden=128, batch=64),
 }
-OURS = ("seqclf", "seqclf-fixed", "seqclf-lazy", "seqclf-bf16")
+OURS = ("seqclf", "seqclf-fixed", "seqclf-dense", "seqclf-lazy", "seqclf-bf16")
 IMPLS = (*OURS, "keras", "flax", "torch")
 PACKAGES = {
     "seqclf": ["seqclf"],
     "seqclf-fixed": ["seqclf"],
+    "seqclf-dense": ["seqclf"],
     "seqclf-lazy": ["seqclf"],
     "seqclf-bf16": ["seqclf"],
     "keras": ["keras"],
@@ -186,7 +189,12 @@ def seqclf_model(cfg: Config, dtype: str = "float32"):
 
 
 def run_seqclf(
-    data: dict, cfg: Config, epochs: int, fixed: bool, lazy: bool = False, dtype: str = "float32"
+    data: dict,
+    cfg: Config,
+    epochs: int,
+    fixed: bool,
+    lazy: bool | None = None,
+    dtype: str = "float32",
 ) -> dict:
     import jax
 
@@ -445,6 +453,7 @@ def worker(args: argparse.Namespace) -> None:
     run = {
         "seqclf": lambda: run_seqclf(data, cfg, args.epochs, fixed=False),
         "seqclf-fixed": lambda: run_seqclf(data, cfg, args.epochs, fixed=True),
+        "seqclf-dense": lambda: run_seqclf(data, cfg, args.epochs, fixed=False, lazy=False),
         "seqclf-lazy": lambda: run_seqclf(data, cfg, args.epochs, fixed=False, lazy=True),
         "seqclf-bf16": lambda: run_seqclf(data, cfg, args.epochs, fixed=False, dtype="bfloat16"),
         "keras": lambda: run_keras(data, cfg, args.epochs),

@@ -136,7 +136,8 @@ def add_config_options(
                 *names, action=argparse.BooleanOptionalAction, dest=f.name, default=default
             )
             # Set after creation: some Python versions append their own "(default: ...)".
-            action.help = f"{help_text} (default: %(default)s)"
+            shown = none_shown if default is None else "%(default)s"
+            action.help = f"{help_text} (default: {shown})"
             continue
         shown = none_shown if default is None else "%(default)s"
         if isinstance(default, tuple):

@@ -46,7 +46,9 @@ def _batch(tokens, rng):
 def _states(**options):
     example = {"tokens": np.ones((2, VOCAB), np.int32), "lengths": np.full(2, VOCAB, np.int32)}
     common = dict(batch_size=4, warmup_fraction=0.2, **options)
-    dense = training.create_train_state(MODEL, seqclf.TrainConfig(**common), 10, example)
+    dense = training.create_train_state(
+        MODEL, seqclf.TrainConfig(lazy_embedding=False, **common), 10, example
+    )
     lazy = training.create_train_state(
         MODEL, seqclf.TrainConfig(lazy_embedding=True, **common), 10, example
     )
