@@ -109,8 +109,8 @@ def test_the_exported_model_warns_of_empty_texts_as_the_predictor_does(exported)
         model.predict_proba(TEXTS)
     with pytest.warns(seqclf.EmptyTextWarning) as from_predictor:
         seqclf.load(run).predict_proba(TEXTS)
-    # Only seqclf's own warnings: a block also records whatever else is warned meanwhile (an
-    # earlier test's object collected here, under pytest-xdist), which once failed this test.
+    # Only seqclf's own warnings: a block also records whatever else is warned meanwhile; under
+    # pytest-xdist one more (unidentified) record once appeared here and failed the unpacking.
     (a,), (b,) = (
         [w for w in r.list if w.category is seqclf.EmptyTextWarning]
         for r in (from_export, from_predictor)
