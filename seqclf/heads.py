@@ -51,7 +51,8 @@ class HeadSpec:
       ngram_params: top-level parameters trained at ``TrainConfig.ngram_learning_rate``.
       logits_collection: the collection the model sows each head's logits (B, C) into.
       embedding: the embedding module whose ``embedding`` parameter is the (V, E) table; None:
-        no table lazy Adam can update (``TrainConfig.lazy_embedding`` is refused).
+        no table lazy Adam can update (``TrainConfig.lazy_embedding=True`` is refused, its
+        default None then means dense Adam).
       embedded: the name the model perturbs its looked-up vectors (B, T, E) with.
     """
 

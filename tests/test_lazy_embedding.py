@@ -18,6 +18,7 @@ import seqclf
 from seqclf import training
 from seqclf.lazy_embedding import (
     LazyAdam,
+    LazyAdamState,
     RowsBehind,
     apply_row_updates,
     catch_up,
@@ -217,6 +218,26 @@ def test_a_model_without_a_marked_embedding_is_rejected():
     example = {"tokens": np.ones((2, 4), np.int32), "lengths": np.full(2, 4, np.int32)}
     with pytest.raises(ValueError, match="lazy_embedding needs seqclf"):
         training.create_train_state(Plain(), seqclf.TrainConfig(lazy_embedding=True), 10, example)
+    # The default (None) is not refused: such a model gets dense Adam.
+    state = training.create_train_state(Plain(), seqclf.TrainConfig(), 10, example)
+    assert state.lazy_embedding is False
+
+
+def test_the_default_is_lazy_adam_for_build_classifier_and_dense_when_asked():
+    example = {"tokens": np.ones((2, VOCAB), np.int32), "lengths": np.full(2, VOCAB, np.int32)}
+    default = training.create_train_state(MODEL, seqclf.TrainConfig(), 10, example)
+    dense_config = seqclf.TrainConfig(lazy_embedding=False)
+    dense = training.create_train_state(MODEL, dense_config, 10, example)
+    assert (default.lazy_embedding, dense.lazy_embedding) == (True, False)
+
+    # The optimizer follows: only the default state holds lazy Adam's state for the table.
+    def lazy_states(state):
+        def is_lazy(x):
+            return isinstance(x, LazyAdamState)
+
+        return [x for x in jax.tree.leaves(state.opt_state, is_leaf=is_lazy) if is_lazy(x)]
+
+    assert (len(lazy_states(default)), len(lazy_states(dense))) == (1, 0)
 
 
 def test_a_lazy_run_checkpoints_and_restores_its_moments(tmp_path):

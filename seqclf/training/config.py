@@ -35,8 +35,11 @@ class TrainConfig:
       weight_decay: AdamW's decoupled weight decay (0 is Adam).
       clip_norm: clip gradients to this global norm (0 for none).
       lazy_embedding: update only the embedding rows of the words in each batch (lazy Adam,
-        ``seqclf.lazy_embedding``): far less work per step with a large vocabulary; the rows of
-        absent words keep their moments instead of decaying them.
+        ``seqclf.lazy_embedding``): far less work per step with a large vocabulary; a row a
+        batch does not use catches up with dense Adam when it is next used, at each epoch's end
+        and at each save (as accurate as dense Adam on the accuracy suite: benchmarks/README.md);
+        None: lazy when the model marks its embedding lookup (build_classifier's does), else
+        dense.
       patience: stop after this many epochs without a better validation accuracy (0: never).
       time_budget: seconds of training after which the run stops at the end of the current step,
         validates and saves as after any epoch (0: no limit); an epoch that would not end
@@ -57,7 +60,7 @@ class TrainConfig:
     end_lr_fraction: float = 0.05
     weight_decay: float = 0.0
     clip_norm: float = 1.0
-    lazy_embedding: bool = False
+    lazy_embedding: bool | None = None
     patience: int = 2
     time_budget: float = 3600.0
     class_weighting: str = dataclasses.field(default="sqrt", metadata={"choices": CLASS_WEIGHTINGS})

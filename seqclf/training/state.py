@@ -68,6 +68,14 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int, peak: float) -
     )
 
 
+def uses_lazy_adam(config: TrainConfig, heads: HeadSpec) -> bool:
+    """Whether the embedding table gets lazy Adam: ``config.lazy_embedding``, whose None means
+    "when the model marks its embedding lookup" (``heads.embedding``, set by build_classifier)."""
+    if config.lazy_embedding is None:
+        return heads.embedding is not None
+    return config.lazy_embedding
+
+
 def make_optimizer(
     config: TrainConfig, total_steps: int, heads: HeadSpec | None = None
 ) -> optax.GradientTransformationExtraArgs:
@@ -76,7 +84,7 @@ def make_optimizer(
     Which parameter gets which optimizer the model says (``heads``, its ``HeadSpec``): the n-gram
     heads' parameters get their own Adam(W) with peak rate ``config.ngram_learning_rate`` when it
     is set (same schedule shape); the fitted parameters (head weights, NBSVM head) are left as
-    they are, even under weight decay; with ``config.lazy_embedding`` the embedding table gets
+    they are, even under weight decay; under lazy Adam (``uses_lazy_adam``) the embedding table gets
     lazy Adam (``seqclf.lazy_embedding.lazy_adam``: its gradient is row-sparse, the update then
     needs the extra argument ``embedding_rows``); everything else uses ``learning_rate``. The
     clipping covers every gradient together, the table's rows included.
@@ -93,12 +101,13 @@ def make_optimizer(
         "ngram": adam(config.ngram_learning_rate or config.learning_rate),
         "fitted": optax.set_to_zero(),
     }
-    if config.lazy_embedding:  # only then: a dense run's optimizer state keeps its old layout
+    lazy = uses_lazy_adam(config, heads)
+    if lazy:  # only then: a dense run's optimizer state keeps its old layout
         schedule = learning_rate_schedule(config, total_steps, config.learning_rate)
         transforms[LAZY] = lazy_adam(schedule, weight_decay=config.weight_decay)
 
     def labels(params: Any) -> Any:
-        return heads.param_labels(params, lazy=config.lazy_embedding)
+        return heads.param_labels(params, lazy=lazy)
 
     parts.append(optax.multi_transform(transforms, labels))
     return optax.chain(*parts)
@@ -126,7 +135,7 @@ def create_train_state(
     )
     params = variables["params"]
     heads = HeadSpec.of(model)
-    if config.lazy_embedding and heads.embedding is None:
+    if config.lazy_embedding is True and heads.embedding is None:
         raise ValueError(
             "lazy_embedding needs seqclf's classifier (build_classifier), whose embedding "
             f"lookup is marked with perturb({EMBEDDED!r}); got {type(model).__name__}"
@@ -137,7 +146,7 @@ def create_train_state(
         tx=make_optimizer(config, total_steps, heads),
         dropout_key=dropout_key,
         heads=heads,
-        lazy_embedding=config.lazy_embedding,
+        lazy_embedding=uses_lazy_adam(config, heads),
     )
     # step as the int32 array train_step returns (not Python's 0), so train_step compiles once.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
