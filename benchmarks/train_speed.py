@@ -14,9 +14,10 @@ Implementations, each run in its own subprocess (its own thread pools and settin
                   (num_buckets=4), Adam(W) with warm-up + cosine decay and clip-norm 1.0
     seqclf-fixed  the same with num_buckets=1: every batch padded to the max length
     seqclf-dense  the same as seqclf with lazy_embedding=False: dense Adam over the whole
-                  embedding table at every step (today the same as seqclf, whose default it is)
+                  embedding table at every step (seqclf's default until 2026-12-04)
     seqclf-lazy   the same as seqclf with lazy_embedding=True: Adam updates only the embedding
-                  rows of each batch's words, the others catching up later (seqclf.lazy_embedding)
+                  rows of each batch's words, the others catching up later (seqclf.lazy_embedding;
+                  since 2026-12-04 the default, so the same as seqclf)
     seqclf-bf16   the same as seqclf with dtype="bfloat16" (bfloat16 matmuls, float32 state and
                   master weights); only when asked for with --impls
     keras         Keras 3 Sequential on the JAX backend, model.fit / model.evaluate
