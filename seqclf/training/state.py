@@ -84,7 +84,7 @@ def make_optimizer(
     Which parameter gets which optimizer the model says (``heads``, its ``HeadSpec``): the n-gram
     heads' parameters get their own Adam(W) with peak rate ``config.ngram_learning_rate`` when it
     is set (same schedule shape); the fitted parameters (head weights, NBSVM head) are left as
-    they are, even under weight decay; under lazy Adam (``uses_lazy_adam``) the embedding table gets
+    they are, even under weight decay; where ``uses_lazy_adam`` says so, the embedding table gets
     lazy Adam (``seqclf.lazy_embedding.lazy_adam``: its gradient is row-sparse, the update then
     needs the extra argument ``embedding_rows``); everything else uses ``learning_rate``. The
     clipping covers every gradient together, the table's rows included.
