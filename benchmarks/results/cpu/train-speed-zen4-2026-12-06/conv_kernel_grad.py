@@ -1,0 +1,113 @@
+"""XLA's Conv1D gradient against a custom VJP whose kernel gradient is K dot_generals over
+shifted slices of the input (no transposed copy of it), the input made as in the train step
+(embedding gather, dropout mask), Embedding 128 → Conv1D 64×5.
+
+    python conv_kernel_grad.py
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqclf.ops.conv import conv1d
+
+rng = np.random.default_rng(0)
+
+
+def conv_dw_dots(x, kernel):
+    @jax.custom_vjp
+    def conv(x, kernel):
+        return conv1d(x, kernel)
+
+    def forward(x, kernel):
+        return conv1d(x, kernel), (x, kernel)
+
+    def backward(res, dy):
+        x, kernel = res
+        steps = dy.shape[1]
+        dx = jax.vjp(lambda x: conv1d(x, kernel), x)[1](dy)[0]
+        taps = [jnp.einsum("btc,btf->cf", x[:, k : k + steps], dy) for k in range(kernel.shape[0])]
+        return dx, jnp.stack(taps)
+
+    conv.defvjp(forward, backward)
+    return conv(x, kernel)
+
+
+def conv_dw_flipped(x, kernel):
+    """The kernel gradient as one XLA convolution in which the output gradient slides over the
+    input (not the input over the output gradient), so XLA:CPU transposes dy and swaps x's first
+    two axes instead of transposing all of x."""
+
+    @jax.custom_vjp
+    def conv(x, kernel):
+        return conv1d(x, kernel)
+
+    def forward(x, kernel):
+        return conv1d(x, kernel), (x, kernel)
+
+    def backward(res, dy):
+        x, kernel = res
+        taps = kernel.shape[0]
+        dx = jax.vjp(lambda x: conv1d(x, kernel), x)[1](dy)[0]
+        dy_padded = jnp.pad(dy, ((0, 0), (taps - 1, taps - 1), (0, 0)))
+        out = jax.lax.conv_general_dilated(
+            jnp.transpose(dy_padded, (2, 1, 0)),  # (F, T_out + 2(K - 1), B)
+            jnp.transpose(x, (1, 0, 2)),  # (T, B, E)
+            window_strides=(1,),
+            padding="VALID",
+            dimension_numbers=("NWC", "WIO", "NWC"),
+        )  # (F, K, E), tap K - 1 - k at k
+        return dx, jnp.transpose(out[:, ::-1, :], (1, 2, 0))
+
+    conv.defvjp(forward, backward)
+    return conv(x, kernel)
+
+
+def bench(B, T, E=128, F=64, K=5, V=20000):
+    table = jnp.asarray(rng.normal(size=(V, E)).astype(np.float32))
+    ids = jnp.asarray(rng.integers(0, V, (B, T)).astype(np.int32))
+    mask = jnp.asarray(rng.random((B, T, E)) > 0.25)
+    kernel = jnp.asarray(rng.normal(size=(K, E, F)).astype(np.float32) * 0.05)
+    g = jnp.asarray(rng.normal(size=(B, T - K + 1, F)).astype(np.float32))
+    pert = jnp.zeros((B, T, E))
+
+    def make(conv):
+        def loss(pert, kernel):
+            x = jnp.where(mask, (table[ids] + pert) * 1.333, 0.0)
+            return jnp.sum(jax.nn.relu(conv(x, kernel)) * g)
+
+        return jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+    xla, dots, flipped = make(conv1d), make(conv_dw_dots), make(conv_dw_flipped)
+    ra = xla(pert, kernel)
+    for name, f in (("dots", dots), ("flipped", flipped)):
+        rb = f(pert, kernel)
+        dw_err = jnp.max(jnp.abs(ra[1] - rb[1])) / jnp.max(jnp.abs(ra[1]))
+        print(name, "max diff dx", float(jnp.max(jnp.abs(ra[0] - rb[0]))), "dW", float(dw_err))
+
+    def median_ms(f, n):
+        jax.block_until_ready(f(pert, kernel))
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            for _ in range(n):
+                out = f(pert, kernel)
+            jax.block_until_ready(out)
+            times.append((time.perf_counter() - start) / n * 1e3)
+        return sorted(times)[3]
+
+    n = 200 if T <= 100 else 20
+    for _ in range(2):
+        print(
+            B,
+            T,
+            f"xla {median_ms(xla, n):.3f} ms   dots-dW {median_ms(dots, n):.3f} ms"
+            f"   flipped-dW {median_ms(flipped, n):.3f} ms",
+        )
+
+
+bench(30, 100)
+bench(64, 400)
+bench(64, 600)
