@@ -4,11 +4,10 @@ against bfloat16 inputs and kernel, at config S (30 × 100) and L (64 × 400).
     python bf16_conv.py
 """
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from block_timing import seconds_per_call  # this folder's shared timing
 
 from seqclf.ops.conv import conv1d
 
@@ -16,15 +15,7 @@ rng = np.random.default_rng(0)
 
 
 def median_ms(f, *args, n):
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(n):
-            out = f(*args)
-        jax.block_until_ready(out)
-        times.append((time.perf_counter() - start) / n * 1e3)
-    return sorted(times)[3]
+    return 1e3 * seconds_per_call(f, *args, n=n)
 
 
 forward = jax.jit(conv1d)

@@ -5,26 +5,17 @@ contraction runs over all B·T steps (in several forms, and split into chunks).
     python bf16_dot_forms.py
 """
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from block_timing import seconds_per_call  # this folder's shared timing
 from jax import lax
 
 rng = np.random.default_rng(0)
 
 
 def median_us(f, *args, n=200):
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(n):
-            out = f(*args)
-        jax.block_until_ready(out)
-        times.append((time.perf_counter() - start) / n * 1e6)
-    return sorted(times)[3]
+    return 1e6 * seconds_per_call(f, *args, n=n)
 
 
 def both(f, a, b, n):

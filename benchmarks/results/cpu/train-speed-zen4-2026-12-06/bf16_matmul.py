@@ -4,25 +4,16 @@ with float32 accumulation (preferred_element_type), at the LSTM step's shape and
     python bf16_matmul.py
 """
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from block_timing import seconds_per_call  # this folder's shared timing
 
 rng = np.random.default_rng(0)
 
 
 def median_us(f, *args, n):
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(n):
-            out = f(*args)
-        jax.block_until_ready(out)
-        times.append((time.perf_counter() - start) / n * 1e6)
-    return sorted(times)[3]
+    return 1e6 * seconds_per_call(f, *args, n=n)
 
 
 f32 = jax.jit(lambda a, b: a @ b)

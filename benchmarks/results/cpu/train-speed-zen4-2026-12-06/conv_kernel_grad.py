@@ -5,40 +5,18 @@ shifted slices of the input (no transposed copy of it), the input made as in the
     python conv_kernel_grad.py
 """
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from block_timing import seconds_per_call  # this folder's shared timing
 
 from seqclf.ops.conv import conv1d
 
 rng = np.random.default_rng(0)
 
 
-def conv_dw_dots(x, kernel):
-    @jax.custom_vjp
-    def conv(x, kernel):
-        return conv1d(x, kernel)
-
-    def forward(x, kernel):
-        return conv1d(x, kernel), (x, kernel)
-
-    def backward(res, dy):
-        x, kernel = res
-        steps = dy.shape[1]
-        dx = jax.vjp(lambda x: conv1d(x, kernel), x)[1](dy)[0]
-        taps = [jnp.einsum("btc,btf->cf", x[:, k : k + steps], dy) for k in range(kernel.shape[0])]
-        return dx, jnp.stack(taps)
-
-    conv.defvjp(forward, backward)
-    return conv(x, kernel)
-
-
-def conv_dw_flipped(x, kernel):
-    """The kernel gradient as one XLA convolution in which the output gradient slides over the
-    input (not the input over the output gradient), so XLA:CPU transposes dy and swaps x's first
-    two axes instead of transposing all of x."""
+def with_kernel_grad(kernel_grad):
+    """conv1d (stride 1, VALID) with XLA's input gradient and ``kernel_grad(x, dy, taps)``'s."""
 
     @jax.custom_vjp
     def conv(x, kernel):
@@ -49,20 +27,36 @@ def conv_dw_flipped(x, kernel):
 
     def backward(res, dy):
         x, kernel = res
-        taps = kernel.shape[0]
         dx = jax.vjp(lambda x: conv1d(x, kernel), x)[1](dy)[0]
-        dy_padded = jnp.pad(dy, ((0, 0), (taps - 1, taps - 1), (0, 0)))
-        out = jax.lax.conv_general_dilated(
-            jnp.transpose(dy_padded, (2, 1, 0)),  # (F, T_out + 2(K - 1), B)
-            jnp.transpose(x, (1, 0, 2)),  # (T, B, E)
-            window_strides=(1,),
-            padding="VALID",
-            dimension_numbers=("NWC", "WIO", "NWC"),
-        )  # (F, K, E), tap K - 1 - k at k
-        return dx, jnp.transpose(out[:, ::-1, :], (1, 2, 0))
+        return dx, kernel_grad(x, dy, kernel.shape[0])
 
     conv.defvjp(forward, backward)
-    return conv(x, kernel)
+    return conv
+
+
+def dots_kernel_grad(x, dy, taps):
+    """K dot_generals, tap k contracting x shifted by k with dy over (B, T_out)."""
+    steps = dy.shape[1]
+    return jnp.stack([jnp.einsum("btc,btf->cf", x[:, k : k + steps], dy) for k in range(taps)])
+
+
+def flipped_kernel_grad(x, dy, taps):
+    """One XLA convolution in which the output gradient slides over the input (not the input
+    over the output gradient), so XLA:CPU transposes dy and swaps x's first two axes instead of
+    transposing all of x."""
+    dy_padded = jnp.pad(dy, ((0, 0), (taps - 1, taps - 1), (0, 0)))
+    out = jax.lax.conv_general_dilated(
+        jnp.transpose(dy_padded, (2, 1, 0)),  # (F, T_out + 2(K - 1), B)
+        jnp.transpose(x, (1, 0, 2)),  # (T, B, E)
+        window_strides=(1,),
+        padding="VALID",
+        dimension_numbers=("NWC", "WIO", "NWC"),
+    )  # (F, K, E), tap K - 1 - k at k
+    return jnp.transpose(out[:, ::-1, :], (1, 2, 0))
+
+
+conv_dw_dots = with_kernel_grad(dots_kernel_grad)
+conv_dw_flipped = with_kernel_grad(flipped_kernel_grad)
 
 
 def bench(B, T, E=128, F=64, K=5, V=20000):
@@ -88,15 +82,7 @@ def bench(B, T, E=128, F=64, K=5, V=20000):
         print(name, "max diff dx", float(jnp.max(jnp.abs(ra[0] - rb[0]))), "dW", float(dw_err))
 
     def median_ms(f, n):
-        jax.block_until_ready(f(pert, kernel))
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            for _ in range(n):
-                out = f(pert, kernel)
-            jax.block_until_ready(out)
-            times.append((time.perf_counter() - start) / n * 1e3)
-        return sorted(times)[3]
+        return 1e3 * seconds_per_call(f, pert, kernel, n=n)
 
     n = 200 if T <= 100 else 20
     for _ in range(2):
