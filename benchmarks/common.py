@@ -106,6 +106,35 @@ def median_ms(seconds: list[float]) -> float:
     return 1e3 * statistics.median(seconds)
 
 
+def block_ms(
+    fns: dict[str, Callable[[], object]],
+    calls_per_block: int,
+    blocks: int,
+    sync: Callable[[object], object],
+) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, timed in blocks of calls taken round-robin.
+
+    For calls of tens of microseconds to a few milliseconds: one block runs a function
+    ``calls_per_block`` times and waits once, so the clock and the wait do not dominate, and the
+    blocks of all functions alternate (``interleaved_times``) so that a noisy neighbour slows
+    them alike.
+
+    Returns:
+      name -> ``blocks`` times, each a block's wall-clock milliseconds over ``calls_per_block``.
+    """
+
+    def block(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            for _ in range(calls_per_block - 1):
+                fn()
+            return fn()  # calls on one device complete in order: waiting for the last is enough
+
+        return run
+
+    times = interleaved_times({name: block(fn) for name, fn in fns.items()}, blocks, sync)
+    return {name: [1e3 * t / calls_per_block for t in ts] for name, ts in times.items()}
+
+
 def matmul_peak_gflops(device: str = "cpu", n: int | None = None, repeats: int = 5) -> float:
     """Measured float32 matmul throughput in GFLOP/s: the best of ``repeats`` n x n x n products.
 

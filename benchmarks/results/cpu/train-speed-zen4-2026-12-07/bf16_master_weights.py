@@ -7,13 +7,17 @@ of 20 calls, median ms (issue 22, item 2).
 """
 
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from seqclf import ops
 from seqclf.ops.recurrent import init_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+import common  # noqa: E402
 
 B, T, F, H = 32, 100, 64, 128
 key = jax.random.key(0)
@@ -39,16 +43,7 @@ calls = {}
 for given in (False, True):
     for name, (dtype, params_dtype) in forms.items():
         calls[(given, name)] = case(dtype, params_dtype, full_lengths if given else None)
-for call in calls.values():
-    jax.block_until_ready(call())
-times = {k: [] for k in calls}
-for _ in range(9):
-    for k, call in calls.items():
-        start = time.perf_counter()
-        for _ in range(20):
-            out = call()
-        jax.block_until_ready(out)
-        times[k].append((time.perf_counter() - start) / 20 * 1000)
+times = common.block_ms(calls, 20, 9, jax.block_until_ready)
 for given in (False, True):
     base = statistics.median(times[(given, "float32")])
     line = f"lengths {'given' if given else 'None '}: float32 {base:.2f} ms"

@@ -8,7 +8,6 @@ leaves idle in the recurrence. Median of 7 blocks of 30, in ms.
 
 import statistics
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +18,8 @@ SETUP = Path(__file__).resolve().parents[1] / "step-profile-S-lazy-2026-12-04" /
 sys.argv = [str(SETUP)]
 namespace = {"__file__": str(SETUP)}
 exec(SETUP.read_text().split("def frozen")[0], namespace)
+
+import common  # noqa: E402  (benchmarks/, on sys.path through step_parts.py)
 
 from seqclf.lazy_embedding import value_and_row_grad  # noqa: E402
 from seqclf.training.step import _weighted_cross_entropy  # noqa: E402
@@ -61,14 +62,6 @@ def halves_at_once():
 
 forms = {"full batch of 30": full, "two halves in turn": halves_in_turn,
          "two halves in two threads": halves_at_once}  # fmt: skip
-for form in forms.values():
-    form()
-times = {name: [] for name in forms}
-for _ in range(7):
-    for name, form in forms.items():
-        start = time.perf_counter()
-        for _ in range(30):
-            form()
-        times[name].append((time.perf_counter() - start) / 30 * 1000)
+times = common.block_ms(forms, 30, 7, jax.block_until_ready)
 for name, t in times.items():
     print(f"{name:28s} {statistics.median(t):6.2f} ms (min {min(t):.2f})")

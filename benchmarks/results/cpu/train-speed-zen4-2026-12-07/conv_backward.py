@@ -9,11 +9,15 @@ with no transposed copy of x. Exact to float32 rounding (printed). Median of 7 b
 """
 
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+import common  # noqa: E402
 
 B, T, C, F, K = 30, 100, 128, 64, 5
 T_OUT = T - K + 1
@@ -54,16 +58,8 @@ calls = {
 ref, alt = calls["XLA backward (dx, dW)"](x, w, dy), backward_as_matmuls(x, w, dy)
 print("matmul form against XLA's: max |d dx|", float(jnp.max(jnp.abs(ref[0] - alt[0]))),
       " max |d dW|", float(jnp.max(jnp.abs(ref[1] - alt[1]))))  # fmt: skip
-times = {name: [] for name in calls}
-for call in calls.values():
-    jax.block_until_ready(call(x, w, dy))
-for _ in range(7):
-    for name, call in calls.items():
-        start = time.perf_counter()
-        for _ in range(50):
-            out = call(x, w, dy)
-        jax.block_until_ready(out)
-        times[name].append((time.perf_counter() - start) / 50 * 1000)
+thunks = {name: (lambda call=call: call(x, w, dy)) for name, call in calls.items()}
+times = common.block_ms(thunks, 50, 7, jax.block_until_ready)
 mflop = 2 * B * T_OUT * K * C * F / 1e6
 print(f"one convolution's matmul work: {mflop:.0f} MFLOP (forward; dx and dW the same each)")
 for name, t in times.items():

@@ -15,7 +15,7 @@ every gradient with the library's.
 
 import statistics
 import sys
-import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,16 +24,25 @@ import seqclf.ops.fused as fused
 from seqclf import ops
 from seqclf.ops.recurrent import init_params
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+import common  # noqa: E402
+
 library = fused._lstm_step_grad
 _hold, _sigmoid_grad, matmul = fused._hold, fused._sigmoid_grad, fused.matmul
 
 
-def one_expression(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t):
+def _shared_terms(dh, dc, dy_t, a_t, c_t, m_t):
+    """The library step's first lines: the gates, dh_new, dc_tot and tanh(c_t)."""
     i, f, g, o = jnp.split(a_t, 4, axis=-1)
     dh_new = _hold(m_t, dh + dy_t, jnp.zeros_like(dh))
     dc_new = _hold(m_t, dc, jnp.zeros_like(dc))
     tanh_c = jnp.tanh(c_t)
     dc_tot = dc_new + dh_new * o * (1.0 - tanh_c * tanh_c)
+    return (i, f, g, o), dh_new, dc_tot, tanh_c
+
+
+def one_expression(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t):
+    (i, f, g, o), dh_new, dc_tot, tanh_c = _shared_terms(dh, dc, dy_t, a_t, c_t, m_t)
     batch, hidden = a_t.shape[0], a_t.shape[-1] // 4
     gates = a_t.reshape(batch, 4, hidden)
     block = jax.lax.broadcasted_iota(jnp.int32, (1, 4, 1), 1)
@@ -49,11 +58,7 @@ def one_expression(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t):
 
 
 def barrier(w_t, dh, dc, dy_t, a_t, c_t, c_prev, m_t):
-    i, f, g, o = jnp.split(a_t, 4, axis=-1)
-    dh_new = _hold(m_t, dh + dy_t, jnp.zeros_like(dh))
-    dc_new = _hold(m_t, dc, jnp.zeros_like(dc))
-    tanh_c = jnp.tanh(c_t)
-    dc_tot = dc_new + dh_new * o * (1.0 - tanh_c * tanh_c)
+    (i, f, g, o), dh_new, dc_tot, tanh_c = _shared_terms(dh, dc, dy_t, a_t, c_t, m_t)
     dh_new, dc_tot, tanh_c = jax.lax.optimization_barrier((dh_new, dc_tot, tanh_c))
     dgates = jnp.concatenate(
         [
@@ -85,14 +90,8 @@ for shape in sys.argv[1].split(";"):
         jax.block_until_ready(calls[name](params, xs))
     fused._lstm_step_grad = library
     reference = jax.tree.leaves(calls["library"](params, xs))
-    times = {name: [] for name in calls}
-    for _ in range(9):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            for _ in range(20):
-                out = call(params, xs)
-            jax.block_until_ready(out)
-            times[name].append((time.perf_counter() - start) / 20 * 1000)
+    thunks = {n: (lambda c=c, p=params, x=xs: c(p, x)) for n, c in calls.items()}
+    times = common.block_ms(thunks, 20, 9, jax.block_until_ready)
     base = statistics.median(times["library"])
     line = f"B{B} T{T} F{F} H{H}: library {base:.2f} ms"
     for name in ("one_expression", "barrier"):

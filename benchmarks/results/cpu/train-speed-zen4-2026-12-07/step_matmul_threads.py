@@ -9,11 +9,15 @@ Also two forms that might let XLA use the second core at M = 32 / 64: the transp
 """
 
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+import common  # noqa: E402
 
 K, N, T = 192, 512, 20
 w = jax.random.normal(jax.random.key(1), (K, N)) * 0.05
@@ -33,15 +37,8 @@ def two_loops(c, w, xs):
 
 
 def per_step_us(call, *args):
-    jax.block_until_ready(call(*args))
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(5):
-            out = call(*args)
-        jax.block_until_ready(out)
-        times.append((time.perf_counter() - start) / 5 / T * 1e6)
-    return statistics.median(times)
+    ms = common.block_ms({"loop": lambda: call(*args)}, 5, 7, jax.block_until_ready)["loop"]
+    return statistics.median(ms) / T * 1e3
 
 
 for m in (32, 64, 128, 256, 1024, 3200):

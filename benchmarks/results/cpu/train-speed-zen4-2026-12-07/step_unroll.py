@@ -9,13 +9,13 @@ After the pooling the LSTM runs 24 steps, so 25 unrolls it fully.
 
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # benchmarks/
+import common  # noqa: E402
 import train_speed  # noqa: E402  (puts the checkout on sys.path too)
 
 import seqclf  # noqa: E402
@@ -55,13 +55,16 @@ for u in map(int, sys.argv[1].split(",")):
     states[u] = create_train_state(model(u), config, 10000, example)
     states[u], metrics = train_step_in_place(states[u], device_batch)
     jax.block_until_ready(metrics)
-times = {u: [] for u in states}
-for _ in range(9):
-    for u in states:
-        start = time.perf_counter()
-        for _ in range(50):
-            states[u], metrics = train_step_in_place(states[u], device_batch)
-        jax.block_until_ready(metrics)
-        times[u].append((time.perf_counter() - start) / 50 * 1000)
+
+
+def stepper(u):
+    def step():
+        states[u], metrics = train_step_in_place(states[u], device_batch)
+        return metrics
+
+    return step
+
+
+times = common.block_ms({u: stepper(u) for u in states}, 50, 9, jax.block_until_ready)
 for u, t in times.items():
     print(f"unroll {u:3d}: {statistics.median(t):6.2f} ms a step (min {min(t):.2f})")
