@@ -231,6 +231,34 @@ def test_conv_and_pool_gradients() -> None:
         )
 
 
+# (batch, steps): taken whole, and in chunks of rows with a remainder (7 rows of 700 steps: 2
+# rows a chunk at conv_ops._TAP_CHUNK_POSITIONS = 2048).
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 17), (7, 700)], ids=lambda s: "b{}t{}".format(*s))
+def test_bfloat16_conv1d_on_cpu_as_tap_matmuls(padding: str, dilation: int, shape) -> None:
+    """A bfloat16 conv1d on the CPU runs as one matmul per tap (the conv module's docstring):
+    its output, input gradient and kernel gradient are XLA's float64 ones on the same bfloat16
+    inputs, to bfloat16's rounding; and its compiled forward holds no convolution."""
+    batch, steps = shape
+    rng = np.random.default_rng(steps + dilation)
+    x = jnp.asarray(rng.normal(size=(batch, steps, 5)), jnp.bfloat16)
+    kernel = jnp.asarray(rng.normal(size=(4, 5, 3)) * 0.5, jnp.bfloat16)
+    kw = {"padding": padding, "dilation": dilation}
+    y, vjp = jax.vjp(lambda x, k: ops.conv1d(x, k, **kw), x, kernel)
+    dy = jnp.asarray(rng.normal(size=y.shape), jnp.bfloat16)
+    with jax.enable_x64(True):
+        x64, k64, dy64 = (np.asarray(a, np.float64) for a in (x, kernel, dy))
+        y64, vjp64 = jax.vjp(lambda x, k: ops.conv1d(x, k, **kw), x64, k64)
+        expected = (y64, *vjp64(dy64))
+    for got, want in zip((y, *vjp(dy)), expected, strict=True):
+        assert got.dtype == jnp.bfloat16 and got.shape == want.shape
+        err = np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want))
+        assert err < 2e-2, err
+    compiled = jax.jit(lambda x, k: ops.conv1d(x, k, **kw)).lower(x, kernel).compile()
+    assert "convolution(" not in compiled.as_text()
+
+
 def _pool_by_reduce_window(x, size, lengths=None):
     """max_pool1d as lax.reduce_window alone, differentiated by JAX (select-and-scatter)."""
     x = ops.mask_padding(x, lengths, -jnp.inf)

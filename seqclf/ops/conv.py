@@ -8,6 +8,13 @@ padded steps by itself when given ``lengths``.
 sequence length (as PyTorch's ``padding="same"``). TensorFlow's SAME decides the left padding from
 the total length when stride > 1, which would make a valid output depend on how much padding
 follows the sequence; this choice keeps results padding-invariant.
+
+bfloat16 on a CPU: XLA:CPU's convolution computes a bfloat16 conv at float32's speed, while its
+matmuls use the CPU's bfloat16 dot instructions (AVX512_BF16, AMX). So there a stride-1 bfloat16
+``conv1d`` is written as K matmuls, one per kernel tap, summed in float32
+(``_conv_as_tap_matmuls``), and its input gradient the same way; elsewhere, and for float32, it
+is XLA's convolution (cuDNN on a GPU). Measured at the classic model's conv (30 x 100 x 128 -> 64,
+kernel 5; benchmarks/README.md): forward 1.4x, forward + backward 1.2x faster than XLA's.
 """
 
 from __future__ import annotations
@@ -106,17 +113,104 @@ def conv1d(
         raise ValueError(f"conv1d: stride and dilation must be >= 1, got {stride}, {dilation}")
     padding = _check_padding(padding)
     effective = dilation * (kernel.shape[0] - 1) + 1
-    y = lax.conv_general_dilated(
-        x,
-        kernel.astype(x.dtype),
-        window_strides=(stride,),
-        padding=_explicit_padding(padding, effective),
-        rhs_dilation=(dilation,),
-        dimension_numbers=("NWC", "WIO", "NWC"),
-    )
+    time_padding = _explicit_padding(padding, effective)
+    kernel = kernel.astype(x.dtype)
+    if x.dtype == jnp.bfloat16 and stride == 1:
+        x = jnp.pad(x, [(0, 0), time_padding[0], (0, 0)])
+        y = lax.platform_dependent(
+            x,
+            kernel,
+            cpu=functools.partial(_conv_as_tap_matmuls, dilation=dilation),
+            default=functools.partial(_xla_conv, dilation=dilation),
+        )
+    else:
+        y = _xla_conv(x, kernel, stride=stride, time_padding=time_padding, dilation=dilation)
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return y
+
+
+def _xla_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    *,
+    stride: int = 1,
+    time_padding: list[tuple[int, int]] | None = None,
+    dilation: int = 1,
+) -> jax.Array:
+    """(B, T, C_in) x (K, C_in, C_out) -> (B, T_out, C_out): XLA's convolution."""
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(stride,),
+        padding=time_padding or [(0, 0)],
+        rhs_dilation=(dilation,),
+        dimension_numbers=("NWC", "WIO", "NWC"),
+    )
+
+
+# Sequence positions per matmul of ``_tap_matmuls``: a longer batch is taken a few rows at a time,
+# so each chunk's K shifted copies and float32 partial sums stay in the cache. Taken whole, the
+# L benchmark's (64 x 400) batch ran at 0.5x XLA's speed; in chunks of ~2,000 positions at 1.4x
+# (and 1.2-1.3x at (16, 1000), (64, 200), (128, 100)), while the classic (30 x 100) batch is
+# fastest whole (benchmarks/README.md).
+_TAP_CHUNK_POSITIONS = 2048
+
+
+def _tap_matmuls(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
+    """VALID, stride-1 convolution as one matmul per tap: (B, T, C_in) x (K, C_in, C_out) ->
+    (B, T - dilation·(K - 1), C_out), products summed in float32, cast to x's dtype."""
+    taps, steps = kernel.shape[0], x.shape[1]
+    out_steps = steps - dilation * (taps - 1)
+
+    def conv(x: jax.Array) -> jax.Array:  # (b, T, C_in) -> (b, T_out, C_out)
+        y = sum(
+            lax.dot_general(
+                x[:, k * dilation : k * dilation + out_steps],
+                kernel[k],
+                (((2,), (0,)), ((), ())),
+                preferred_element_type=jnp.float32,
+            )
+            for k in range(taps)
+        )
+        return y.astype(x.dtype)
+
+    rows = max(1, _TAP_CHUNK_POSITIONS // steps)
+    chunks, rest = divmod(x.shape[0], rows)
+    if chunks <= 1:
+        return conv(x)
+    whole = x[: chunks * rows].reshape(chunks, rows, *x.shape[1:])
+    y = lax.map(conv, whole).reshape(chunks * rows, out_steps, -1)
+    return jnp.concatenate([y, conv(x[chunks * rows :])]) if rest else y
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_as_tap_matmuls(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> jax.Array:
+    """``_xla_conv`` (VALID, stride 1) for bfloat16 on a CPU, as ``_tap_matmuls``; its input
+    gradient is a tap-matmul convolution too, its kernel gradient XLA's."""
+    return _tap_matmuls(x, kernel, dilation)
+
+
+def _conv_as_tap_matmuls_fwd(
+    x: jax.Array, kernel: jax.Array, dilation: int
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return _tap_matmuls(x, kernel, dilation), (x, kernel)
+
+
+def _conv_as_tap_matmuls_bwd(
+    dilation: int, residuals: tuple[jax.Array, jax.Array], dy: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    x, kernel = residuals
+    # dx[s] = Σ_k dy[s - k·d] W_kᵀ: the same convolution of dy, zero-padded by the kernel's span
+    # on both sides, with the kernel's taps reversed and each tap transposed.
+    span = dilation * (kernel.shape[0] - 1)
+    padded = jnp.pad(dy.astype(x.dtype), ((0, 0), (span, span), (0, 0)))
+    dx = _tap_matmuls(padded, jnp.flip(jnp.swapaxes(kernel, 1, 2), 0), dilation)
+    _, kernel_vjp = jax.vjp(lambda k: _xla_conv(x, k, dilation=dilation), kernel)
+    return dx, kernel_vjp(dy.astype(x.dtype))[0]
+
+
+_conv_as_tap_matmuls.defvjp(_conv_as_tap_matmuls_fwd, _conv_as_tap_matmuls_bwd)
 
 
 def max_pool1d(
