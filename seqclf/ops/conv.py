@@ -13,8 +13,10 @@ bfloat16 on a CPU: XLA:CPU's convolution computes a bfloat16 conv at float32's s
 matmuls use the CPU's bfloat16 dot instructions (AVX512_BF16, AMX). So there a stride-1 bfloat16
 ``conv1d`` is written as K matmuls, one per kernel tap, summed in float32
 (``_conv_as_tap_matmuls``), and its input gradient the same way; elsewhere, and for float32, it
-is XLA's convolution (cuDNN on a GPU). Measured at the classic model's conv (30 x 100 x 128 -> 64,
-kernel 5; benchmarks/README.md): forward 1.4x, forward + backward 1.2x faster than XLA's.
+is XLA's convolution (cuDNN on a GPU). Measured on a 2-core EPYC with AVX512_BF16 at the
+classic model's conv (30 x 100 x 128 -> 64, kernel 5): forward 1.28x, forward + backward 1.08x
+float32's speed, where XLA's bfloat16 conv ran at 0.92x / 0.98x
+(benchmarks/results/cpu/train-speed-bf16-conv-zen4-2026-12-07/).
 """
 
 from __future__ import annotations
@@ -115,16 +117,16 @@ def conv1d(
     effective = dilation * (kernel.shape[0] - 1) + 1
     time_padding = _explicit_padding(padding, effective)
     kernel = kernel.astype(x.dtype)
-    if x.dtype == jnp.bfloat16 and stride == 1:
-        x = jnp.pad(x, [(0, 0), time_padding[0], (0, 0)])
-        y = lax.platform_dependent(
-            x,
-            kernel,
-            cpu=functools.partial(_conv_as_tap_matmuls, dilation=dilation),
-            default=functools.partial(_xla_conv, dilation=dilation),
-        )
+    xla = functools.partial(_xla_conv, stride=stride, time_padding=time_padding, dilation=dilation)
+    if x.dtype == jnp.bfloat16 and stride == 1:  # tap matmuls on a CPU (module docstring)
+
+        def taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
+            x = jnp.pad(x, [(0, 0), time_padding[0], (0, 0)])
+            return _conv_as_tap_matmuls(x, kernel, dilation)
+
+        y = lax.platform_dependent(x, kernel, cpu=taps, default=xla)
     else:
-        y = _xla_conv(x, kernel, stride=stride, time_padding=time_padding, dilation=dilation)
+        y = xla(x, kernel)
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return y
@@ -203,11 +205,12 @@ def _conv_as_tap_matmuls_bwd(
     x, kernel = residuals
     # dx[s] = Σ_k dy[s - k·d] W_kᵀ: the same convolution of dy, zero-padded by the kernel's span
     # on both sides, with the kernel's taps reversed and each tap transposed.
+    dy = dy.astype(x.dtype)
     span = dilation * (kernel.shape[0] - 1)
-    padded = jnp.pad(dy.astype(x.dtype), ((0, 0), (span, span), (0, 0)))
+    padded = jnp.pad(dy, ((0, 0), (span, span), (0, 0)))
     dx = _tap_matmuls(padded, jnp.flip(jnp.swapaxes(kernel, 1, 2), 0), dilation)
     _, kernel_vjp = jax.vjp(lambda k: _xla_conv(x, k, dilation=dilation), kernel)
-    return dx, kernel_vjp(dy.astype(x.dtype))[0]
+    return dx, kernel_vjp(dy)[0]
 
 
 _conv_as_tap_matmuls.defvjp(_conv_as_tap_matmuls_fwd, _conv_as_tap_matmuls_bwd)

@@ -63,14 +63,20 @@ def half_gradient(state, half, index, train=True):
     return loss, jnp.sum(half["weights"]), rest_grads, vector_grads[EMBEDDED]
 
 
-def _combine_and_update(state, tokens, parts):
+def combined_gradient(state, tokens, parts):
+    """The halves' ``half_gradient`` results -> the whole batch's (loss, grads, rows), in
+    ``value_and_row_grad``'s layout."""
     total = jnp.maximum(sum(p[1] for p in parts), 1.0)
     rest = jax.tree_util.tree_map(lambda *g: sum(g) / total, *(p[2] for p in parts))
     vector_grads = jnp.concatenate([p[3] for p in parts]) / total
     table = split_embedding(state.params, NAME)[0]
     rows, row_grads = row_gradients(tokens, vector_grads, table.shape[0])
-    grads = join_embedding(row_grads, rest, NAME)
-    return state.apply_gradients(grads=grads, embedding_rows=rows), sum(p[0] for p in parts) / total
+    return sum(p[0] for p in parts) / total, join_embedding(row_grads, rest, NAME), rows
+
+
+def _combine_and_update(state, tokens, parts):
+    loss, grads, rows = combined_gradient(state, tokens, parts)
+    return state.apply_gradients(grads=grads, embedding_rows=rows), loss
 
 
 combine_and_update = jax.jit(_combine_and_update, donate_argnums=0)
@@ -105,12 +111,8 @@ if __name__ == "__main__":
     # whole batch's (value_and_row_grad, as the default step takes it), as dense tables.
     state = state_of(None)
     parts = [half_gradient(state, h, i, train=False) for i, h in enumerate(halves)]
-    total = sum(p[1] for p in parts)
-    rest = jax.tree_util.tree_map(lambda *g: sum(g) / total, *(p[2] for p in parts))
+    halves_loss, halves_grads, rows = combined_gradient(state, batch["tokens"], parts)
     vocab = split_embedding(state.params, NAME)[0].shape[0]
-    rows, row_grads = row_gradients(
-        batch["tokens"], jnp.concatenate([p[3] for p in parts]) / total, vocab
-    )
 
     def whole_loss(params, perturbations):
         variables = {"params": params, "perturbations": perturbations}
@@ -121,11 +123,12 @@ if __name__ == "__main__":
         whole_loss, state.params, batch["tokens"], NAME, EMBEDDED
     )
     dense = lambda r, g: jnp.zeros((vocab, g.shape[1])).at[r].add(g, mode="drop")  # noqa: E731
-    rows_diff = jnp.max(jnp.abs(dense(rows, row_grads) - dense(rows_w, grads[NAME]["embedding"])))
+    table_grads, rest = split_embedding(halves_grads, NAME)
+    rows_diff = jnp.max(jnp.abs(dense(rows, table_grads) - dense(rows_w, grads[NAME]["embedding"])))
     rest_diff = max(jax.tree_util.tree_leaves(jax.tree_util.tree_map(
         lambda a, b: jnp.max(jnp.abs(a - b)), rest, split_embedding(grads, NAME)[1])))  # fmt: skip
     print(
-        f"loss {float(sum(p[0] for p in parts) / total):.6f} vs {float(loss):.6f}; max |grad "
+        f"loss {float(halves_loss):.6f} vs {float(loss):.6f}; max |grad "
         f"difference|: rows {float(rows_diff):.2e}, other parameters {float(rest_diff):.2e}"
     )
     times = common.block_ms(
