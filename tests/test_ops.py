@@ -15,6 +15,7 @@ from jax.test_util import check_grads
 
 from seqclf import ops
 from seqclf.ops import conv as conv_ops
+from seqclf.ops import winograd as winograd_ops
 
 KINDS = ("rnn", "lstm", "gru")
 PATHS = {"fast": False, "reference": True}  # name -> ops.recurrence(..., reference=)
@@ -233,17 +234,21 @@ def test_conv_and_pool_gradients() -> None:
 
 # (batch, steps): taken whole, and in chunks of rows with a remainder (7 rows of 700 steps: 2
 # rows a chunk at conv_ops._TAP_CHUNK_POSITIONS = 2048).
+# (dilation, taps): the bfloat16 convs Winograd does not take (dilated, or too many taps).
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
-@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize(
+    "dilation_taps", [(2, 4), (3, 3), (1, 9)], ids=lambda d: "d{}k{}".format(*d)
+)
 @pytest.mark.parametrize("shape", [(3, 17), (7, 700)], ids=lambda s: "b{}t{}".format(*s))
-def test_bfloat16_conv1d_on_cpu_as_tap_matmuls(padding: str, dilation: int, shape) -> None:
-    """A bfloat16 conv1d on the CPU runs as one matmul per tap (the conv module's docstring):
-    its output, input gradient and kernel gradient are XLA's float64 ones on the same bfloat16
-    inputs, to bfloat16's rounding; and its compiled forward holds no convolution."""
-    batch, steps = shape
+def test_bfloat16_conv1d_on_cpu_as_tap_matmuls(padding: str, dilation_taps, shape) -> None:
+    """A bfloat16 conv1d on the CPU that Winograd does not take runs as one matmul per tap (the
+    conv module's docstring): its output, input gradient and kernel gradient are XLA's float64
+    ones on the same bfloat16 inputs, to bfloat16's rounding; its compiled forward holds no
+    convolution."""
+    (dilation, taps), (batch, steps) = dilation_taps, shape
     rng = np.random.default_rng(steps + dilation)
     x = jnp.asarray(rng.normal(size=(batch, steps, 5)), jnp.bfloat16)
-    kernel = jnp.asarray(rng.normal(size=(4, 5, 3)) * 0.5, jnp.bfloat16)
+    kernel = jnp.asarray(rng.normal(size=(taps, 5, 3)) * 0.5, jnp.bfloat16)
     kw = {"padding": padding, "dilation": dilation}
     y, vjp = jax.vjp(lambda x, k: ops.conv1d(x, k, **kw), x, kernel)
     dy = jnp.asarray(rng.normal(size=y.shape), jnp.bfloat16)
@@ -257,6 +262,57 @@ def test_bfloat16_conv1d_on_cpu_as_tap_matmuls(padding: str, dilation: int, shap
         assert err < 2e-2, err
     compiled = jax.jit(lambda x, k: ops.conv1d(x, k, **kw)).lower(x, kernel).compile()
     assert "convolution(" not in compiled.as_text()
+
+
+# Every kernel size Winograd takes (F(9 - K, K)), both paddings, float32 and bfloat16 (whose
+# Winograd runs in float32); (batch, steps) whole, at the shortest VALID input (one output
+# step), and in chunks of rows with a remainder (11 x 700: 4 rows a chunk at
+# conv_ops._WINOGRAD_CHUNK_POSITIONS = 3200).
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+@pytest.mark.parametrize("taps", [2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("shape", [(3, 17), (2, 0), (11, 700)], ids=lambda s: "b{}t{}".format(*s))
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_conv1d_on_cpu_by_winograd(dtype: str, padding: str, taps: int, shape) -> None:
+    """A stride-1, undilated conv1d of 2-7 taps on the CPU runs as Winograd's F(m, r)
+    (seqclf.ops.winograd): its output, input gradient and kernel gradient are XLA's float64
+    ones on the same inputs, to the dtype's rounding; neither its forward nor its backward
+    compiles a convolution."""
+    batch, steps = shape
+    steps = steps or taps  # 0: as short as VALID allows
+    rng = np.random.default_rng(steps * 10 + taps)
+    x = jnp.asarray(rng.normal(size=(batch, steps, 6)), dtype)
+    kernel = jnp.asarray(rng.normal(size=(taps, 6, 5)) * 0.5, dtype)
+    bias = jnp.asarray(rng.normal(size=(5,)), dtype)
+
+    def conv(x, k):
+        return ops.conv1d(x, k, bias, padding=padding)
+
+    y, vjp = jax.vjp(conv, x, kernel)
+    dy = jnp.asarray(rng.normal(size=y.shape), dtype)
+    with jax.enable_x64(True):
+        x64, k64, dy64 = (np.asarray(a, np.float64) for a in (x, kernel, dy))
+        y64, vjp64 = jax.vjp(conv, x64, k64)
+        expected = (y64, *vjp64(dy64))
+    for got, want in zip((y, *vjp(dy)), expected, strict=True):
+        assert got.dtype == dtype and got.shape == want.shape
+        err = np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want))
+        assert err < (1e-5 if dtype == "float32" else 1e-2), err
+    step = jax.jit(lambda x, k, dy: jax.vjp(conv, x, k)[1](dy))
+    assert "convolution(" not in step.lower(x, kernel, dy).compile().as_text()
+    assert "convolution(" not in jax.jit(conv).lower(x, kernel).compile().as_text()
+
+
+def test_winograd_transforms_are_exact_filters() -> None:
+    """Aᵀ[(G w) ⊙ (Bᵀ d)] is the r-tap correlation of d for every F(m, r) seqclf uses, in
+    float64 (the conv module's float32 path rests on this identity)."""
+    rng = np.random.default_rng(0)
+    for taps in range(2, winograd_ops.TILE):
+        outputs = winograd_ops.TILE - taps + 1
+        a_t, g, b_t = winograd_ops.transform_matrices(outputs, taps)
+        d, w = rng.normal(size=winograd_ops.TILE), rng.normal(size=taps)
+        expected = np.correlate(d, w, mode="valid")
+        np.testing.assert_allclose(a_t @ ((g @ w) * (b_t @ d)), expected, rtol=1e-10, atol=1e-12)
+    assert not winograd_ops.supports(1) and not winograd_ops.supports(winograd_ops.TILE)
 
 
 def _pool_by_reduce_window(x, size, lengths=None):

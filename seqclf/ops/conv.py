@@ -9,25 +9,35 @@ sequence length (as PyTorch's ``padding="same"``). TensorFlow's SAME decides the
 the total length when stride > 1, which would make a valid output depend on how much padding
 follows the sequence; this choice keeps results padding-invariant.
 
-bfloat16 on a CPU: XLA:CPU's convolution computes a bfloat16 conv at float32's speed, while its
-matmuls use the CPU's bfloat16 dot instructions (AVX512_BF16, AMX). So there a stride-1 bfloat16
-``conv1d`` is written as K matmuls, one per kernel tap, summed in float32
-(``_conv_as_tap_matmuls``), and its input gradient the same way; elsewhere, and for float32, it
-is XLA's convolution (cuDNN on a GPU). Measured on a 2-core EPYC with AVX512_BF16 at the
-classic model's conv (30 x 100 x 128 -> 64, kernel 5): forward 1.28x, forward + backward 1.08x
-float32's speed, where XLA's bfloat16 conv ran at 0.92x / 0.98x
-(benchmarks/results/cpu/train-speed-bf16-conv-zen4-2026-12-07/).
+On a CPU, a stride-1 ``conv1d`` does not go through XLA's convolution:
+
+- float32, dilation 1, kernels of 2-7 taps: Winograd's F(m, r) (``seqclf.ops.winograd``), 2.5x
+  fewer multiplications at kernel 5. XLA:CPU's convolution already runs near the matmul peak,
+  and the classic model's conv is more than half of its training step. Measured on a 2-core
+  EPYC at that conv (30 x 100 x 128 -> 64, kernel 5): forward ~1.5x, backward ~1.5x XLA's
+  speed, outputs within ~2e-6 relative of it.
+- bfloat16: XLA:CPU's convolution computes a bfloat16 conv at float32's speed, while its
+  matmuls use the CPU's bfloat16 dot instructions (AVX512_BF16, AMX). So there it is written
+  as K matmuls, one per kernel tap, summed in float32 (``_conv_as_tap_matmuls``), and its input
+  gradient the same way. Measured on the same EPYC: forward 1.28x, forward + backward 1.08x
+  float32's speed (XLA's bfloat16 conv: 0.92x / 0.98x).
+
+Everything else, and every other platform, is XLA's convolution (cuDNN on a GPU), the reference
+the tests compare both paths with (benchmarks/results/cpu/train-speed-bf16-conv-zen4-2026-12-07/,
+benchmarks/results/cpu/winograd-conv-zen4-2026-12-07/).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from seqclf.ops import winograd
 from seqclf.ops._driver import sequence_mask
 
 PADDINGS = ("VALID", "SAME")
@@ -118,11 +128,27 @@ def conv1d(
     time_padding = _explicit_padding(padding, effective)
     kernel = kernel.astype(x.dtype)
     xla = functools.partial(_xla_conv, stride=stride, time_padding=time_padding, dilation=dilation)
-    if x.dtype == jnp.bfloat16 and stride == 1:  # tap matmuls on a CPU (module docstring)
+    pad_time = functools.partial(jnp.pad, pad_width=[(0, 0), time_padding[0], (0, 0)])
+    out_steps = x.shape[1] + sum(time_padding[0]) - effective + 1
+    if (
+        x.dtype in (jnp.float32, jnp.bfloat16)
+        and stride == dilation == 1
+        and winograd.supports(kernel.shape[0])
+        and out_steps >= 1
+    ):  # Winograd in float32 on a CPU (module docstring)
+
+        def fewer_products(x: jax.Array, kernel: jax.Array) -> jax.Array:
+            x32, kernel32 = pad_time(x).astype(jnp.float32), kernel.astype(jnp.float32)
+            y = _in_chunks(
+                lambda x: winograd.winograd_conv1d(x, kernel32), x32, _WINOGRAD_CHUNK_POSITIONS
+            )
+            return y.astype(x.dtype)
+
+        y = lax.platform_dependent(x, kernel, cpu=fewer_products, default=xla)
+    elif x.dtype == jnp.bfloat16 and stride == 1:  # tap matmuls on a CPU (module docstring)
 
         def taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
-            x = jnp.pad(x, [(0, 0), time_padding[0], (0, 0)])
-            return _conv_as_tap_matmuls(x, kernel, dilation)
+            return _conv_as_tap_matmuls(pad_time(x), kernel, dilation)
 
         y = lax.platform_dependent(x, kernel, cpu=taps, default=xla)
     else:
@@ -151,12 +177,29 @@ def _xla_conv(
     )
 
 
-# Sequence positions per matmul of ``_tap_matmuls``: a longer batch is taken a few rows at a time,
-# so each chunk's K shifted copies and float32 partial sums stay in the cache. Taken whole, the
-# L benchmark's (64 x 400) batch ran at 0.5x XLA's speed; in chunks of ~2,000 positions at 1.4x
-# (and 1.2-1.3x at (16, 1000), (64, 200), (128, 100)), while the classic (30 x 100) batch is
-# fastest whole (benchmarks/README.md).
+# Sequence positions per chunk of the CPU's own conv paths (``_in_chunks``): a longer batch is
+# taken a few rows at a time, so each chunk's shifted copies or transformed tiles and their
+# float32 partial sums stay in the cache. Taken whole, the L benchmark's (64 x 400) batch ran
+# the tap matmuls' forward at 0.5x XLA's speed; in chunks of ~2,000 positions at 1.4x (and
+# 1.2-1.3x at (16, 1000), (64, 200), (128, 100)), while the classic (30 x 100) batch is
+# fastest whole. Winograd's forward + backward at L: 1.0x XLA's whole, 1.4-1.7x in chunks of
+# 3,200 positions, 0.9-1.2x in chunks of 2,048 (the four shapes above: 1.1-1.7x at 3,200).
+# Measured on a 2-core EPYC (benchmarks/results/cpu/train-speed-bf16-conv-zen4-2026-12-07/,
+# benchmarks/results/cpu/winograd-conv-zen4-2026-12-07/).
 _TAP_CHUNK_POSITIONS = 2048
+_WINOGRAD_CHUNK_POSITIONS = 3200
+
+
+def _in_chunks(conv: Callable[[jax.Array], jax.Array], x: jax.Array, positions: int) -> jax.Array:
+    """``conv`` (b, T, ·) -> (b, T_out, ·) applied to x (B, T, ·) ~``positions`` at a time."""
+    rows = max(1, positions // x.shape[1])
+    chunks, rest = divmod(x.shape[0], rows)
+    if chunks <= 1:
+        return conv(x)
+    whole = x[: chunks * rows].reshape(chunks, rows, *x.shape[1:])
+    y = lax.map(conv, whole)
+    y = y.reshape(chunks * rows, *y.shape[2:])
+    return jnp.concatenate([y, conv(x[chunks * rows :])]) if rest else y
 
 
 def _tap_matmuls(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
@@ -177,13 +220,7 @@ def _tap_matmuls(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
         )
         return y.astype(x.dtype)
 
-    rows = max(1, _TAP_CHUNK_POSITIONS // steps)
-    chunks, rest = divmod(x.shape[0], rows)
-    if chunks <= 1:
-        return conv(x)
-    whole = x[: chunks * rows].reshape(chunks, rows, *x.shape[1:])
-    y = lax.map(conv, whole).reshape(chunks * rows, out_steps, -1)
-    return jnp.concatenate([y, conv(x[chunks * rows :])]) if rest else y
+    return _in_chunks(conv, x, _TAP_CHUNK_POSITIONS)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
