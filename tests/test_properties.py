@@ -251,5 +251,9 @@ def test_conv_then_pool_is_padding_invariant(shape, extra, size, stride, padding
     y_long, h_lens = block(long)
     out_lens = np.asarray(ops.output_lengths(h_lens, 2, stride=stride, padding=padding))
     for b, n in enumerate(out_lens):
-        np.testing.assert_allclose(np.asarray(y_long[b, :n]), np.asarray(y_short[b, :n]), atol=1e-5)
+        # to float32's rounding of the outputs' size (the inputs are scaled by 100)
+        scale = max(1.0, float(np.max(np.abs(y_short), initial=0.0)))
+        np.testing.assert_allclose(
+            np.asarray(y_long[b, :n]), np.asarray(y_short[b, :n]), atol=1e-5 * scale
+        )
         np.testing.assert_array_equal(np.asarray(y_long[b, n:]), 0.0)

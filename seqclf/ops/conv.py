@@ -135,6 +135,7 @@ def conv1d(
         and stride == dilation == 1
         and winograd.supports(kernel.shape[0])
         and out_steps >= 1
+        and isinstance(x.shape[0], int)  # a symbolic batch (jax.export): XLA's conv
     ):  # Winograd in float32 on a CPU (module docstring)
 
         def fewer_products(x: jax.Array, kernel: jax.Array) -> jax.Array:
